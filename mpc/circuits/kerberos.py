@@ -43,11 +43,13 @@ MAC_BYTES = 12  # RFC 3962 §6: HMAC-SHA1 truncated to 96 bits
 CONFOUNDER_BYTES = 16
 STATE_BITS = 160  # SHA-1 chaining value
 # Largest conf|plaintext the factories build a circuit for. Building is Python work linear in
-# the size (a 300-byte message is ~1 s); the KDC's own messages (tickets with a PAC, AS-REP
-# enc-parts) stay far below this, and a cap keeps a hostile size from costing unbounded work.
+# the size (a 300-byte message: ~2-4 s and ~20 MB of gate arrays; 1,500 bytes: ~15-30 s, ~90
+# MB); the KDC's own messages (tickets, AS-REP enc-parts) stay far below this, and the cap
+# bounds what a hostile size can cost. Callers facing untrusted sizes (a ticket in a TGS-REQ)
+# should cap lower and rate-limit building new sizes.
 MAX_MESSAGE_BYTES = 4096
 # Circuits kept per factory; distinct sizes are few (ticket and reply sizes repeat).
-CIRCUIT_CACHE_SIZE = 64
+CIRCUIT_CACHE_SIZE = 32
 
 _IPAD = 0x36  # RFC 2104
 _OPAD = 0x5C
@@ -294,12 +296,21 @@ def krb_decrypt(
 # -- circuit factories for the MPC key service ----------------------------------------------
 
 
+def material_sizes(etype: int) -> tuple[int, int, int]:
+    """Wire counts of the stored per-usage material: (Ke round keys, inner state, outer state).
+
+    (1408, 160, 160) for etype 17, (1920, 160, 160) for 18: the sizes of outputs 3i..3i+2 of
+    the precompute circuit and of inputs 0..2 of the encrypt and decrypt circuits.
+    """
+    return BLOCK_BITS * _round_key_count(etype), STATE_BITS, STATE_BITS
+
+
 def _material_inputs(b: CircuitBuilder, etype: int) -> UsageMaterial:
     """Inputs 0, 1, 2 of the encrypt/decrypt circuits: round keys, inner, outer state."""
-    nk = _round_key_count(etype)
-    keys = b.input(BLOCK_BITS * nk)
-    inner = b.input(STATE_BITS)
-    outer = b.input(STATE_BITS)
+    key_bits, inner_bits, outer_bits = material_sizes(etype)
+    keys = b.input(key_bits)
+    inner = b.input(inner_bits)
+    outer = b.input(outer_bits)
     return UsageMaterial(_blocks(keys), inner, outer)
 
 
