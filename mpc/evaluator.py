@@ -1,0 +1,195 @@
+"""Sans-IO evaluation of one batch by one party (CONTRACTS §5).
+
+Round protocol of party i (Araki et al. 2016 §2.2): for each AND layer it computes
+z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ alpha_i for every AND gate, keeps z_i as its first
+share of the output and SENDS z_i TO PARTY i-1; it RECEIVES z_{i+1} FROM PARTY i+1 as its second
+share. Round r (0-based) uses the PRF label (batch_id, r, PURPOSE_ZERO), so the three parties
+draw matching zero-shares without talking.
+
+Message of one round, party i -> party i-1: ``layer_size * words`` uint64 words, row j = z_i of
+the j-th AND gate of the layer (in ``circuit.and_layers[round]`` order), 64 instances per word;
+as bytes, little-endian (``send.tobytes()``). The framing and the transport belong to the caller
+(mpc nodes); nothing here touches a socket.
+
+Many PartyEvaluations may be in flight in one process: all state is per object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mpc.circuit import Circuit
+from mpc.kernels import empty_layer, party_round
+from mpc.prf import PURPOSE_ZERO, PartyRandomness, label_nonce
+
+
+class EvaluationStateError(RuntimeError):
+    """A method was called out of order (e.g. receive() before start(), or after the end)."""
+
+
+class PartyEvaluation:
+    """One party's evaluation of ``circuit`` on ``64 * words`` instances.
+
+    Usage: ``set_input`` for every input, then ``send = start()``; while ``send`` is not
+    None: deliver ``send`` to party i-1, get z from party i+1, ``send = receive(z)``. Then
+    ``output(k)``. Each returned send buffer is a fresh array owned by the caller (unless
+    ``reuse_send_buffers=True``: then it stays valid until the next-but-one call).
+
+    ``batch_id`` selects the PRF labels: it must be the same at the three parties and must
+    never repeat under the same PRF keys (see :class:`mpc.prf.PartyRandomness`);
+    ``claim_batch_id=True`` makes the constructor refuse a repeat seen by ``rand``.
+    """
+
+    def __init__(
+        self,
+        circuit: Circuit,
+        party: int,
+        rand: PartyRandomness,
+        batch_id: int,
+        words: int,
+        *,
+        reuse_send_buffers: bool = False,
+        claim_batch_id: bool = False,
+    ) -> None:
+        if party not in (0, 1, 2):
+            raise ValueError("party must be 0, 1 or 2")
+        if words < 1:
+            raise ValueError("words must be >= 1")
+        label_nonce(batch_id, 0, PURPOSE_ZERO)  # range check (uint64) before any work
+        if claim_batch_id:
+            rand.claim_batch(batch_id)  # raises BatchIdReused on a repeat
+        self.circuit = circuit
+        self.party = party
+        self.batch_id = batch_id
+        self.words = words
+        self._rand = rand
+        self._wires = np.zeros((circuit.n_wires, 2, words), dtype=np.uint64)
+        self._flat = self._wires.reshape(circuit.n_wires, 2 * words)
+        # Public constants are shared as (c, 0, 0): x_0 sits in slot 0 of party 0 and slot 1 of
+        # party 2; NOT flips x_0.
+        ones = np.uint64(0xFFFFFFFFFFFFFFFF)
+        self._flip0 = ones if party == 0 else np.uint64(0)
+        self._flip1 = ones if party == 2 else np.uint64(0)
+        widest = max(circuit.layer_sizes, default=0)
+        self._alpha_own = np.empty((widest, words), dtype=np.uint64)
+        self._alpha_next = np.empty((widest, words), dtype=np.uint64)
+        self._reuse = reuse_send_buffers
+        self._send_ring = (
+            [np.empty((widest, words), dtype=np.uint64) for _ in range(2)]
+            if reuse_send_buffers
+            else []
+        )
+        self._inputs_set = [False] * len(circuit.input_wires)
+        self._empty_layer = empty_layer()
+        self._empty_words = np.zeros((0, words), dtype=np.uint64)
+        self.round = 0  # index of the AND layer whose z is outstanding (= PRF label round)
+        self._started = False
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return (
+            f"PartyEvaluation(party={self.party}, batch_id={self.batch_id}, words={self.words}, "
+            f"round={self.round}/{self.circuit.and_depth}, finished={self._finished})"
+        )
+
+    # -- inputs --------------------------------------------------------------------------------
+    def set_input(self, index: int, shares: np.ndarray) -> None:
+        """This party's (x_i, x_{i+1}) of input ``index``, shape (n_bits, 2, words) uint64."""
+        if self._started:
+            raise EvaluationStateError("inputs must be set before start()")
+        ids = self.circuit.input_wires[index]
+        s = np.asarray(shares)
+        if s.shape != (len(ids), 2, self.words) or s.dtype != np.uint64:
+            raise ValueError(
+                f"input {index} shares must be uint64 of shape {(len(ids), 2, self.words)}"
+            )
+        self._wires[ids] = s
+        self._inputs_set[index] = True
+
+    # -- rounds --------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def rounds(self) -> int:
+        """Total number of communication rounds (the circuit's AND depth)."""
+        return self.circuit.and_depth
+
+    def expected_receive_shape(self) -> tuple[int, int]:
+        """Shape of the z block the next receive() expects (current layer size, words)."""
+        if not self._started or self._finished:
+            raise EvaluationStateError("no round is outstanding")
+        return (len(self.circuit.and_layers[self.round]), self.words)
+
+    def start(self) -> np.ndarray | None:
+        """Run segment 0 and the first AND layer; return z_i for party i-1 (or None if the
+        circuit has no AND gate, in which case the evaluation is already finished)."""
+        if self._started:
+            raise EvaluationStateError("start() called twice")
+        missing = [i for i, ok in enumerate(self._inputs_set) if not ok]
+        if missing:
+            raise EvaluationStateError(f"inputs not set: {missing}")
+        self._started = True
+        return self._step(self._empty_layer, self._empty_words, 0)
+
+    def receive(
+        self, z_from_next: np.ndarray | bytes | bytearray | memoryview
+    ) -> np.ndarray | None:
+        """Install z_{i+1} from party i+1 for the outstanding layer, run to the next AND layer.
+
+        Accepts an array of shape (layer_size, words) or the equivalent little-endian bytes.
+        Returns the next send buffer, or None when the circuit is finished."""
+        if not self._started or self._finished:
+            raise EvaluationStateError("receive() without an outstanding round")
+        layer = self.circuit.and_layers[self.round]
+        shape = (len(layer), self.words)
+        if isinstance(z_from_next, bytes | bytearray | memoryview):
+            raw = np.frombuffer(z_from_next, dtype="<u8")
+            if raw.size != shape[0] * shape[1]:
+                raise ValueError(f"expected {shape[0] * shape[1] * 8} bytes of z, got {raw.nbytes}")
+            z = raw.astype(np.uint64, copy=False).reshape(shape)
+        else:
+            z = np.asarray(z_from_next)
+            if z.shape != shape or z.dtype != np.uint64:
+                raise ValueError(f"expected uint64 z of shape {shape}, got {z.dtype} {z.shape}")
+        z = np.ascontiguousarray(z)
+        self.round += 1
+        return self._step(layer, z, self.round)
+
+    def _step(
+        self, prev_layer: np.ndarray, recv: np.ndarray, segment_index: int
+    ) -> np.ndarray | None:
+        c = self.circuit
+        segment = c.segments[segment_index]
+        if segment_index < c.and_depth:
+            layer = c.and_layers[segment_index]
+            n = len(layer)
+            alpha_own = self._alpha_own[:n]
+            alpha_next = self._alpha_next[:n]
+            self._rand.zero_share_streams(self.batch_id, segment_index, alpha_own, alpha_next)
+            if self._reuse:
+                send = self._send_ring[segment_index & 1][:n]
+            else:
+                send = np.empty((n, self.words), dtype=np.uint64)
+        else:
+            layer = self._empty_layer
+            alpha_own = alpha_next = send = self._empty_words
+        party_round(
+            self._flat, prev_layer, recv, segment, layer,
+            alpha_own, alpha_next, send, self._flip0, self._flip1,
+        )  # fmt: skip
+        if segment_index >= c.and_depth:
+            self._finished = True
+            return None
+        return send
+
+    # -- outputs -------------------------------------------------------------------------------
+    def output(self, index: int) -> np.ndarray:
+        """This party's (x_i, x_{i+1}) of output ``index``, shape (n_bits, 2, words)."""
+        if not self._finished:
+            raise EvaluationStateError("outputs are available after the last round")
+        return self._wires[self.circuit.output_wires[index]]
+
+    def outputs(self) -> list[np.ndarray]:
+        return [self.output(i) for i in range(len(self.circuit.output_wires))]
