@@ -1,0 +1,304 @@
+"""Round scheduler: many batches in flight, ONE frame per link per round.
+
+Each batch is a sans-IO :class:`mpc.evaluator.PartyEvaluation`. Whenever some batches have
+their next AND layer's z shares ready, the engine sends all of them to party i-1 in one
+BUNDLE frame (:mod:`mpc.framing`), each section labelled (batch_id, round). The label is
+computed identically on all nodes (batch_id comes with the job, round counts the batch's AND
+layers), so the receiver routes z_{i+1} to the right evaluation without any coordination
+message (SPEC "The MPC engine"; the MPyC program-counter idea). Sections that arrive before
+the local batch reached that layer, or before the job itself arrived here, wait in an inbox.
+
+Batches at different depths share the same frames, so the per-round latency is paid once for
+all of them and a new batch never waits for older ones to finish.
+
+Backpressure: at most ``max_in_flight`` batches are admitted; beyond that a job is refused
+with ``BUSY`` at once (queueing could admit batches in different orders on different nodes).
+Clients bound their own in-flight jobs (``mpc.client``). A batch that does not finish within
+its deadline is aborted, and every batch is aborted when a peer link drops: the surviving
+nodes keep running and accept new jobs as soon as the links are back.
+
+Reveal-to-all adds one round: party i sends its copy of x_{i+1} to party i-1, which then
+holds all three shares (Araki et al. 2016 §2: each share is held by two parties).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger("mpckdc.mpc.scheduler")
+
+INBOX_TTL = 30.0
+SWEEP_INTERVAL = 0.1
+FLUSH_BYTES = 256 * 1024
+DEAD_TTL = 120.0  # finished/aborted batch ids are refused this long (> node JOB_ID_WINDOW)
+HOLD_MAX = 0.002  # a new batch waits at most this long to join the next frame
+
+
+class JobFailed(Exception):
+    """A batch could not complete; ``code`` is one of BUSY, PEER_DOWN, TIMEOUT, ABORTED, ..."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(eq=False)
+class Batch:
+    """One admitted job: its evaluation and where its results go."""
+
+    batch_id: int
+    evaluation: object
+    layer_sizes: list[int]
+    words: int
+    reveal_all: bool
+    n_outputs: int
+    on_done: Callable[[list[np.ndarray] | None, JobFailed | None], None]
+    deadline: float
+    round: int = 0
+    send: np.ndarray | None = None
+    waiting_for: int | None = None
+    phase: str = "and"  # "and" -> AND layers; "reveal" -> the reveal-to-all round
+    outputs: list[np.ndarray] = field(default_factory=list)
+
+
+class RoundScheduler:
+    """The MPC engine of one node: a monitor, driven by whichever thread has work.
+
+    There is no engine thread: the link reader thread processes each BUNDLE as soon as it
+    has read it (and sends the next frame itself), the job server thread admits jobs, and a
+    small sweeper thread enforces deadlines. One lock serialises them. Not handing received
+    data to another thread saves a cross-thread wake-up per round, which is most of a
+    round's latency on this machine (limits.md §3). Sends never block (see
+    :meth:`mpc.links.PeerLinks.send_bundle`), so processing inside the reader cannot
+    deadlock the ring.
+    """
+
+    def __init__(self, party: int, send_bundle: Callable[[list], int],
+                 links_up: Callable[[], bool], max_in_flight: int = 64) -> None:
+        self.party = party
+        self._send_bundle = send_bundle
+        self._links_up = links_up
+        self.max_in_flight = max_in_flight
+        self._lock = threading.RLock()
+        self._batches: dict[int, Batch] = {}
+        self._inbox: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+        self._dead: dict[int, float] = {}  # batch ids aborted or finished -> time
+        self._ready: list[Batch] = []
+        self._held: list[Batch] = []  # new batches waiting to share the next frame
+        self._hold_until = 0.0
+        self._wake = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+        self._stop = threading.Event()
+        self.rounds = 0
+        self.sections_sent = 0
+        self.compute_seconds = 0.0
+        self.busy_seconds = 0.0
+
+    # -- API (any thread) ------------------------------------------------------------------
+    def start(self) -> None:
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            self._abort_all("SHUTDOWN", "node shutting down")
+
+    def submit(self, batch: Batch) -> None:
+        self._event(("job", batch))
+
+    def deliver(self, sections: list) -> None:
+        """Called by the link reader thread with a decoded BUNDLE."""
+        self._event(("bundle", sections))
+
+    def abort(self, batch_id: int, code: str = "ABORTED", message: str = "aborted") -> None:
+        self._event(("abort", batch_id, code, message))
+
+    def link_down(self, name: str) -> None:
+        self._event(("down", name))
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._batches)
+
+    def _event(self, ev: tuple) -> None:
+        t0 = time.perf_counter()
+        with self._lock:
+            try:
+                self._handle(ev)
+                self._pump()
+            except Exception:  # never let a bug wedge the node; fail every batch instead
+                log.exception("engine error; aborting batches in flight")
+                self._abort_all("INTERNAL", "internal engine error")
+            self.busy_seconds += time.perf_counter() - t0
+
+    def _sweep_loop(self) -> None:
+        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        while not self._stop.is_set():
+            with self._lock:
+                now = time.monotonic()
+                if self._held and now >= self._hold_until:
+                    self._release_held()
+                    self._pump()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + SWEEP_INTERVAL
+                wait = (min(self._hold_until, next_sweep) if self._held else next_sweep) - now
+                self._wake.clear()
+            self._wake.wait(max(wait, 0.0))
+
+    def _handle(self, ev: tuple) -> None:
+        kind = ev[0]
+        if kind == "bundle":
+            for batch_id, rnd, z in ev[1]:
+                b = self._batches.get(batch_id)
+                if b is not None and b.waiting_for == rnd:
+                    self._advance(b, z)
+                    # Big layers go out at once, so the peer computes on them while we
+                    # compute the next section; small ones share one frame (fewer rounds).
+                    if sum(r.send.nbytes for r in self._ready) >= FLUSH_BYTES:
+                        self._pump()
+                elif batch_id not in self._dead:  # early: the batch or its round comes later
+                    self._inbox[(batch_id, rnd)] = (time.monotonic(), z)
+        elif kind == "job":
+            self._admit(ev[1])
+        elif kind == "abort":
+            b = self._batches.get(ev[1])
+            if b is not None:
+                self._fail(b, JobFailed(ev[2], ev[3]))
+            else:
+                self._dead[ev[1]] = time.monotonic()
+        elif kind == "down":
+            self._abort_all("PEER_DOWN", f"MPC peer {ev[1]} unavailable")
+            self._inbox.clear()
+
+    def _admit(self, b: Batch) -> None:
+        if b.batch_id in self._batches or b.batch_id in self._dead:
+            b.on_done(None, JobFailed("DUPLICATE", "batch id already used"))
+            return
+        if len(self._batches) >= self.max_in_flight:
+            b.on_done(None, JobFailed("BUSY", "too many batches in flight"))
+            return
+        if not self._links_up():
+            b.on_done(None, JobFailed("PEER_DOWN", "MPC peer links are down"))
+            return
+        self._batches[b.batch_id] = b
+        send = b.evaluation.start()
+        if send is not None and any(o.waiting_for is not None for o in self._batches.values()):
+            # Other batches are mid-flight: let this one ride in their next frame (one frame
+            # per link per round), but never wait longer than HOLD_MAX.
+            b.send = send
+            if not self._held:
+                self._hold_until = time.monotonic() + HOLD_MAX
+                self._wake.set()
+            self._held.append(b)
+            return
+        self._step(b, send)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        self._ready.extend(h for h in held if h.batch_id in self._batches)
+
+    def _step(self, b: Batch, send: np.ndarray | None) -> None:
+        """Record the batch's next send buffer (or finish it)."""
+        if send is None and b.phase == "and":
+            b.outputs = [b.evaluation.output(k) for k in range(b.n_outputs)]
+            if b.reveal_all:
+                b.phase = "reveal"
+                send = np.concatenate([o[:, 1, :] for o in b.outputs]) if b.outputs else \
+                    np.zeros((0, b.words), np.uint64)
+        if send is None:
+            self._finish(b)
+            return
+        b.send = send
+        self._ready.append(b)
+
+    def _advance(self, b: Batch, z: np.ndarray | None = None) -> None:
+        """Feed the batch the z (or reveal) shares it waits for (given, or from the inbox)."""
+        if z is None:
+            _, z = self._inbox.pop((b.batch_id, b.waiting_for))
+        b.waiting_for = None
+        if b.phase == "reveal":
+            total = sum(o.shape[0] for o in b.outputs)
+            z = z.reshape(total, b.words)
+            values, pos = [], 0
+            for o in b.outputs:
+                n = o.shape[0]
+                values.append(o[:, 0, :] ^ o[:, 1, :] ^ z[pos:pos + n])
+                pos += n
+            b.outputs = values
+            self._finish(b)
+            return
+        expect = b.layer_sizes[b.round - 1]
+        if z.size != expect * b.words:
+            self._fail(b, JobFailed("PROTOCOL", "peer sent a layer of the wrong size"))
+            return
+        t = time.perf_counter()
+        send = b.evaluation.receive(z.reshape(expect, b.words))
+        self.compute_seconds += time.perf_counter() - t
+        self._step(b, send)
+
+    def _pump(self) -> None:
+        """Send one frame with every ready layer; repeat while data already waits."""
+        if self._held and (self._ready or not any(
+                o.waiting_for is not None for o in self._batches.values())):
+            self._release_held()
+        while self._ready:
+            ready, self._ready = self._ready, []
+            sections = []
+            for b in ready:
+                sections.append((b.batch_id, b.round, b.send))
+            try:
+                self._send_bundle(sections)
+            except ConnectionError as e:
+                for b in ready:
+                    self._fail(b, JobFailed("PEER_DOWN", str(e)))
+                return
+            self.rounds += 1
+            self.sections_sent += len(sections)
+            for b in ready:
+                b.send = None
+                b.waiting_for = b.round
+                b.round += 1
+            for b in ready:
+                if b.batch_id in self._batches and (b.batch_id, b.waiting_for) in self._inbox:
+                    self._advance(b)
+
+    def _finish(self, b: Batch) -> None:
+        self._batches.pop(b.batch_id, None)
+        self._dead[b.batch_id] = time.monotonic()
+        b.on_done(b.outputs, None)
+
+    def _fail(self, b: Batch, err: JobFailed) -> None:
+        self._batches.pop(b.batch_id, None)
+        self._dead[b.batch_id] = time.monotonic()
+        if b in self._ready:
+            self._ready.remove(b)
+        if b in self._held:
+            self._held.remove(b)
+        for key in [k for k in self._inbox if k[0] == b.batch_id]:
+            del self._inbox[key]
+        try:
+            b.on_done(None, err)
+        except Exception:
+            log.exception("result callback failed")
+
+    def _abort_all(self, code: str, message: str) -> None:
+        for b in list(self._batches.values()):
+            self._fail(b, JobFailed(code, message))
+        self._ready.clear()
+        self._held.clear()
+
+    def _sweep(self, now: float) -> None:
+        for b in [b for b in self._batches.values() if b.deadline < now]:
+            self._fail(b, JobFailed("TIMEOUT", "batch did not finish in time"))
+        for key in [k for k, (t, _) in self._inbox.items() if now - t > INBOX_TTL]:
+            del self._inbox[key]
+        for bid in [bid for bid, t in self._dead.items() if now - t > DEAD_TTL]:
+            del self._dead[bid]
