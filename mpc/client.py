@@ -13,6 +13,18 @@ blocking variant (its own event loop in a background thread), with the same meth
 * Failures are fast and bounded: a node that is down, or any job error, raises
   :class:`MpcUnavailable` within ``timeout`` seconds, and the other nodes are told to abort
   the batch. A down node is redialled on the next call, so service resumes by itself.
+  Exception: once all three nodes have acknowledged a job (ACCEPTED: alive, job admitted,
+  maybe still building its circuit), it may take up to ``build_timeout`` in all, for the
+  compute and any first-use circuit build; a node that dies meanwhile still fails the job at
+  once (its connection closes, or its peers report PEER_DOWN), and a hung node fails it
+  within the other nodes' ``job_timeout``.
+* ``random_secret(handle, n_bits)``: MPC key generation (RANDOM frames): the nodes make a
+  shared random secret from their PRF keys; nobody, the client included, ever sees it.
+* ``lookup(names)``: committed public principal records, from all three nodes.
+
+The role (``admin`` by default, ``frontend`` for the KDC) picks the client certificate from
+``client.toml``; the nodes allow the frontend role only krb-enc/krb-dec reveal jobs, LOOKUP
+and PING.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from mpc import framing, jobs, tls
 from mpc.cluster import ClientConfig, load_client_config
 
 CONNECT_TIMEOUT = 1.0
+BUILD_TIMEOUT = 120.0  # a job whose circuit a node is still building (first use on that node)
 JOB_COUNTER_BITS = 21
 JOB_COUNTER_MASK = (1 << JOB_COUNTER_BITS) - 1
 
@@ -57,7 +70,7 @@ class InconsistentOutput(MpcError):
 
 
 UNAVAILABLE_CODES = {"BUSY", "PEER_DOWN", "TIMEOUT", "ABORTED", "SHUTDOWN", "INTERNAL",
-                     "PROTOCOL"}
+                     "PROTOCOL", "STORE_FAILED"}
 
 
 @dataclass(frozen=True)
@@ -100,15 +113,18 @@ class _NodeConn:
 class AsyncMpcClient:
     """Connections to the three nodes and the job protocol (:mod:`mpc.jobs`)."""
 
-    def __init__(self, config: ClientConfig | str | Path, role: str = "frontend", *,
+    def __init__(self, config: ClientConfig | str | Path, role: str = "admin", *,
                  timeout: float = 2.0, max_in_flight: int = 8,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 build_timeout: float = BUILD_TIMEOUT) -> None:
         self.config = config if isinstance(config, ClientConfig) else load_client_config(config)
         if ssl_context is None:
             cert, key = self.config.identities[role]
             ssl_context = tls.client_context(self.config.ca, cert, key)
         self._ctx = ssl_context
         self.timeout = timeout
+        self.build_timeout = build_timeout
+        self._accepted: dict[int, set[int]] = {}  # job id -> parties that acknowledged it
         self.max_in_flight = max_in_flight
         self._conns = [_NodeConn(i) for i in range(3)]
         self._counter = secrets.randbits(JOB_COUNTER_BITS)
@@ -147,6 +163,11 @@ class AsyncMpcClient:
                 head = await reader.readexactly(framing.HEADER.size)
                 header = framing.unpack_header(head, framing.MAX_PEER_FRAME)
                 body = await reader.readexactly(header.length)
+                if header.kind == jobs.KIND_ACCEPTED:
+                    acks = self._accepted.get(header.batch_id)
+                    if acks is not None:
+                        acks.add(conn.party)
+                    continue
                 fut = conn.pending.pop(header.batch_id, None)
                 if fut is not None and not fut.done():
                     fut.set_result((header.kind, body))
@@ -195,14 +216,21 @@ class AsyncMpcClient:
             await asyncio.wait_for(self.connect(), timeout)
             job_id = self._next_job_id()
             try:
+                if kind == framing.KIND_JOB:
+                    self._accepted[job_id] = set()
                 futs = [self._send(c, kind, job_id, metas[c.party], blobs[c.party])
                         for c in self._conns]
-                replies = await asyncio.wait_for(_all_or_first_error(futs), timeout)
+                replies = await self._wait_replies(futs, job_id, timeout)
+            except asyncio.CancelledError:  # the caller gave up (e.g. its own deadline)
+                self._abort(job_id)
+                raise
             except (TimeoutError, MpcError) as e:
                 self._abort(job_id)
                 if isinstance(e, asyncio.TimeoutError):
                     raise MpcUnavailable(f"MPC job timed out after {timeout:.1f} s") from None
                 raise
+            finally:
+                self._accepted.pop(job_id, None)
             out = []
             for kind_r, body in replies:
                 meta, bl = jobs.decode_body(body)
@@ -215,6 +243,23 @@ class AsyncMpcClient:
                     raise MpcJobError(code, msg)
                 out.append((meta, bl))
             return out
+
+    async def _wait_replies(self, futs: list[asyncio.Future], job_id: int,
+                            timeout: float) -> list:
+        """All replies within ``timeout``; if by then all three nodes acknowledged the job,
+        up to ``build_timeout`` in all. Errors and lost connections end it at once."""
+        task = asyncio.ensure_future(_all_or_first_error(futs))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done and len(self._accepted.get(job_id, ())) == 3:
+                done, _ = await asyncio.wait({task},
+                                             timeout=max(0.0, self.build_timeout - timeout))
+            if not done:
+                raise TimeoutError
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
 
     def _next_job_id(self) -> int:
         """A fresh batch id: milliseconds since the epoch << 21 | a per-client counter.
@@ -279,6 +324,32 @@ class AsyncMpcClient:
 
     async def store_secrets(self, values: dict[str, bytes]) -> None:
         await self.store_shares([(h, deal(jobs.bytes_to_bits(v))) for h, v in values.items()])
+
+    async def random_secrets(self, items: list[tuple[str, int]]) -> None:
+        """MPC key generation: store a fresh shared random secret of ``n_bits`` under each
+        ``(handle, n_bits)``; no party, and not this client, ever learns it (RANDOM frame)."""
+        meta = {"items": [{"handle": h, "n_bits": int(n)} for h, n in items]}
+        await self._request_all(jobs.KIND_RANDOM, [meta] * 3, [()] * 3)
+
+    async def random_secret(self, handle: str, n_bits: int) -> None:
+        await self.random_secrets([(handle, n_bits)])
+
+    async def build_circuits(self, names: list[str], timeout: float | None = None) -> None:
+        """Have every node build (or load from its disk cache) these circuits now, so the
+        first job that needs one does not wait for it (BUILD frame). ``timeout`` defaults to
+        ``build_timeout``."""
+        await self._request_all(jobs.KIND_BUILD, [{"circuits": list(names)}] * 3, [()] * 3,
+                                self.build_timeout if timeout is None else timeout)
+
+    async def lookup_all(self, names: list[str]) -> list[dict[str, dict | None]]:
+        """Per node (0, 1, 2): ``{name: committed record with "version" or None}``."""
+        replies = await self._request_all(jobs.KIND_LOOKUP, [{"names": list(names)}] * 3,
+                                          [()] * 3)
+        by_party = {int(m.get("party", -1)): m.get("records") for m, _ in replies}
+        if sorted(by_party) != [0, 1, 2] or not all(isinstance(r, dict)
+                                                    for r in by_party.values()):
+            raise InconsistentOutput("LOOKUP replies do not come from nodes 0, 1 and 2")
+        return [by_party[i] for i in range(3)]
 
     async def delete(self, handles: list[str]) -> None:
         await self._request_all(framing.KIND_DELETE, [{"handles": list(handles)}] * 3,
@@ -370,7 +441,7 @@ def _combine(replies: list[tuple[dict, list]], mode: str, words: int) -> list[np
 class MpcClient:
     """Blocking wrapper of :class:`AsyncMpcClient` (own event loop in a daemon thread)."""
 
-    def __init__(self, config: ClientConfig | str | Path, role: str = "frontend",
+    def __init__(self, config: ClientConfig | str | Path, role: str = "admin",
                  **kwargs) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mpc-client",

@@ -8,6 +8,11 @@
 * ``node-<i>.prf``: the PRF keys of party i, i.e. ONLY k_i and k_{i+1 mod 3} (Araki et al.
   2016 §2.1: k_j is shared by parties j-1 and j; each party lacks exactly one key),
 * ``node-<i>.toml``: the node's config; ``client.toml``: the config of every job client.
+* ``node-<i>/``: the node's own directory (0700): ``shares.db`` (its SQLite share store,
+  ``store = "sqlite:node-<i>/shares.db"``) and ``circuits/`` (its built-circuit cache).
+
+Each node may also serve an admin API (``admin_port``, mutual TLS, :mod:`mpc.admin_api`) and
+Prometheus metrics (``metrics_port``, plain HTTP on the node's host); 0 turns either off.
 
 Paths inside a TOML file are relative to the file's directory.
 """
@@ -33,6 +38,7 @@ class NodeAddress:
     host: str
     port: int  # peer links (node certificates only)
     client_port: int  # job clients (client certificates only)
+    admin_port: int = 0  # admin API (client-admin certificate only); 0 = none
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class NodeConfig:
     max_in_flight: int = 64
     store: str = "memory"
     client_roles: tuple[str, ...] = CLIENT_ROLES
+    admin_port: int = 0
+    metrics_port: int = 0
+    circuit_cache: Path | None = None  # directory of built circuits (None: memory only)
 
     def __repr__(self) -> str:
         return f"NodeConfig(party={self.party}, {self.host}:{self.port}, <prf keys redacted>)"
@@ -85,21 +94,29 @@ def _nodes_toml(addrs: list[NodeAddress]) -> str:
     out = []
     for a in addrs:
         out.append(f"[[nodes]]\nparty = {a.party}\nhost = {_toml_str(a.host)}\nport = {a.port}\n"
-                   f"client_port = {a.client_port}\n")
+                   f"client_port = {a.client_port}\nadmin_port = {a.admin_port}\n")
     return "\n".join(out)
 
 
-def generate_cluster(directory: str | Path, ports: list[int], client_ports: list[int], *, host: str = "127.0.0.1",
-                     hosts: list[str] | None = None, debug: bool = False,
-                     job_timeout: float = 30.0) -> Path:
+def generate_cluster(directory: str | Path, ports: list[int], client_ports: list[int], *,
+                     host: str = "127.0.0.1", hosts: list[str] | None = None,
+                     debug: bool = False, job_timeout: float = 30.0,
+                     admin_ports: list[int] | None = None,
+                     metrics_ports: list[int] | None = None, store: str = "sqlite") -> Path:
     """Write a complete cluster's material into ``directory``; returns the directory.
 
-    Node i listens on ``hosts[i]``: ``ports[i]`` for its peers, ``client_ports[i]`` for jobs.
+    Node i listens on ``hosts[i]``: ``ports[i]`` for its peers, ``client_ports[i]`` for jobs,
+    ``admin_ports[i]`` for the admin API and ``metrics_ports[i]`` for /metrics (omitted or 0:
+    not served). ``store="sqlite"`` gives node i ``node-<i>/shares.db``; ``"memory"`` keeps
+    shares in memory only (tests of the engine).
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     hosts = hosts or [host] * PARTIES
-    addrs = [NodeAddress(i, hosts[i], ports[i], client_ports[i]) for i in range(PARTIES)]
+    admin_ports = admin_ports or [0] * PARTIES
+    metrics_ports = metrics_ports or [0] * PARTIES
+    addrs = [NodeAddress(i, hosts[i], ports[i], client_ports[i], admin_ports[i])
+             for i in range(PARTIES)]
     ca = tls.make_ca()
     _write(d / "ca.pem", ca.cert_pem)
     _write(d / "ca.key", ca.key_pem)
@@ -112,6 +129,9 @@ def generate_cluster(directory: str | Path, ports: list[int], client_ports: list
         # Party i holds k_i and k_{i+1} only (never k_{i+2}).
         own, nxt = prf[i], prf[(i + 1) % PARTIES]
         _write(d / f"{name}.prf", f"k_{i} = {own.hex()}\nk_{(i + 1) % PARTIES} = {nxt.hex()}\n")
+        (d / name).mkdir(mode=0o700, exist_ok=True)
+        os.chmod(d / name, 0o700)
+        store_spec = f"sqlite:{name}/shares.db" if store == "sqlite" else "memory"
         cfg = (
             "[node]\n"
             f"party = {i}\n"
@@ -122,7 +142,10 @@ def generate_cluster(directory: str | Path, ports: list[int], client_ports: list
             f"debug = {'true' if debug else 'false'}\n"
             f"job_timeout = {float(job_timeout)}\n"
             "max_in_flight = 64\n"
-            'store = "memory"\n\n'
+            f"store = {_toml_str(store_spec)}\n"
+            f'circuit_cache = "{name}/circuits"\n'
+            f"admin_port = {admin_ports[i]}\n"
+            f"metrics_port = {metrics_ports[i]}\n\n"
             + _nodes_toml(addrs)
         )
         _write(d / f"{name}.toml", cfg)
@@ -140,7 +163,7 @@ def generate_cluster(directory: str | Path, ports: list[int], client_ports: list
 
 def _addrs(doc: dict) -> tuple[NodeAddress, ...]:
     nodes = sorted((NodeAddress(int(n["party"]), str(n["host"]), int(n["port"]),
-                                int(n["client_port"]))
+                                int(n["client_port"]), int(n.get("admin_port", 0)))
                     for n in doc.get("nodes", [])), key=lambda a: a.party)
     if [a.party for a in nodes] != list(range(PARTIES)):
         raise ValueError("config must list nodes 0, 1 and 2 exactly once")
@@ -179,6 +202,8 @@ def load_node_config(path: str | Path) -> NodeConfig:
         job_timeout=float(n.get("job_timeout", 30.0)),
         max_in_flight=int(n.get("max_in_flight", 64)), store=str(n.get("store", "memory")),
         client_roles=tuple(n.get("client_roles", CLIENT_ROLES)),
+        admin_port=int(n.get("admin_port", 0)), metrics_port=int(n.get("metrics_port", 0)),
+        circuit_cache=base / n["circuit_cache"] if n.get("circuit_cache") else None,
     )
 
 

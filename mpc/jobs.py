@@ -30,6 +30,22 @@ Frames (kind: meta fields; blobs):
 * ``PING``: reply ``PONG`` with ``party`` and ``links_up``.
 * ``DEBUG`` (only when the node runs with ``debug = true``): reply ``DIGESTS`` with, per
   handle, the SHA-256 of each share the node holds, keyed by share index.
+* ``ACCEPTED`` (node -> client, before the final reply of a JOB): ``party``, ``building``:
+  the node must build (or load) the circuit first; the client then allows its longer build
+  deadline instead of failing the job at the short one.
+* ``RANDOM``: ``items`` = ``[{"handle": h, "n_bits": n}]``; every node stores its two
+  shares of a fresh random secret per item, made from its PRF keys with the label (job id,
+  item index) and no message at all (MPC key generation; the id must be fresh as for a JOB).
+  Reply ``STORED`` with ``count``.
+* ``LOOKUP``: ``names`` (principal names); reply ``RECORDS`` with ``party`` and ``records``
+  = ``{name: committed public record with "version", or null}``.
+* ``BUILD``: ``circuits`` (registry names, at most 64): build (or load from the node's disk
+  cache) each circuit now, so that a first job does not wait for it; reply ``STORED`` with
+  ``count`` once all are in memory. The frontend role may name krb-enc/krb-dec circuits only.
+
+Roles: a ``client-frontend`` certificate may send only JOB (reveal mode, krb-enc/krb-dec,
+stored key material + public inputs), LOOKUP, BUILD (krb-enc/krb-dec), PING and ABORT; anything else is answered
+``ERROR`` ``FORBIDDEN``. A share-store failure is ``ERROR`` ``STORE_FAILED``.
 """
 
 from __future__ import annotations
@@ -43,6 +59,13 @@ U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
 MODES = ("reveal", "reveal-all", "keep")
+
+# Frame kinds of this job protocol beyond mpc.framing's KIND_* (same header, same body format).
+KIND_LOOKUP = 40
+KIND_RECORDS = 41
+KIND_RANDOM = 42
+KIND_ACCEPTED = 43
+KIND_BUILD = 44
 
 
 class BadMessage(ValueError):

@@ -8,11 +8,18 @@ Threads (see :mod:`mpc.links` for why blocking sockets and one owner per TLS obj
 * the engine (:class:`mpc.scheduler.RoundScheduler`) is a monitor, run by the link reader
   (each received frame) and the job server (each admitted job), plus a deadline sweeper;
 * job server: an asyncio loop on ``client_port`` for front-end/admin clients (client
-  certificates ``client-<role>`` only), speaking :mod:`mpc.jobs` frames.
+  certificates ``client-<role>`` only), speaking :mod:`mpc.jobs` frames. The same loop serves
+  the admin API (:mod:`mpc.admin_api`, ``admin_port``) and /metrics (``metrics_port``).
 
-Input shares live in a :class:`ShareStore` (in memory for now; a persistent SQLite store
-comes later). Share bytes never go to logs, exceptions or reprs. SIGTERM/SIGINT stop the node
-cleanly.
+Roles (by client certificate): ``client-admin`` may send every frame; ``client-frontend``
+may only run reveal-mode JOBs of krb-enc/krb-dec circuits whose inputs 0..2 are stored
+per-usage key material (Ke round keys, Ki inner, Ki outer) and whose other inputs are
+public, LOOKUP records, BUILD krb-enc/krb-dec circuits, PING and ABORT: it never receives
+a share and never writes one.
+
+Shares and principal records live in a :class:`ShareStore` (``store`` in the config:
+``sqlite:<path>`` for :class:`mpc.store.SqliteShareStore`, or ``memory``). Share bytes never
+go to logs, exceptions or reprs. SIGTERM/SIGINT stop the node cleanly.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import sys
 import threading
@@ -35,6 +43,7 @@ from typing import Protocol
 import numpy as np
 
 from mpc import framing, jobs, registry, tls
+from mpc import handles as hnames
 from mpc.cluster import NodeConfig, load_node_config
 from mpc.links import PeerLinks, tune_socket
 from mpc.links import accept as accept_link
@@ -48,6 +57,12 @@ JOB_COUNTER_BITS = 21  # job id = unix milliseconds << 21 | counter (see mpc.cli
 MAX_WORDS = 1 << 16
 MAX_BATCH_BYTES = 1 << 30  # wire shares of one batch (n_wires x 2 shares x words x 8 B)
 MAX_HANDLE_LEN = 256
+MAX_RANDOM_ITEMS = 1024
+MAX_LOOKUP_NAMES = 1024
+RANDOM_ID_TTL = 120.0  # > 2 x JOB_ID_WINDOW_MS: an id outside the window is refused anyway
+FRONTEND_KINDS = frozenset({framing.KIND_JOB, framing.KIND_PING, framing.KIND_ABORT,
+                            jobs.KIND_LOOKUP, jobs.KIND_BUILD})
+MAX_BUILD_NAMES = 64
 
 
 # -- share store ---------------------------------------------------------------------------
@@ -111,6 +126,12 @@ class BadJob(Exception):
         self.code = code
 
 
+def _store_errors() -> tuple[type[BaseException], ...]:
+    from mpc.store import StoreError
+
+    return (StoreError, sqlite3.Error)
+
+
 # -- the node --------------------------------------------------------------------------------
 
 class Node:
@@ -134,6 +155,17 @@ class Node:
         self._job_server_ready = threading.Event()
         self.received_share_indices: set[int] = set()
         self._started_ms = int(time.time() * 1000) - 1000  # 1 s grace for clock granularity
+        self._random_ids: dict[int, float] = {}
+        self._random_lock = threading.Lock()
+        self._pending_builds = 0
+        self._web_runners: list = []
+        from kdc.metrics import MpcNodeMetrics
+
+        self.metrics = MpcNodeMetrics(node=self.party)
+        self.jobs_total = self.metrics.registry.counter(
+            "mpckdc_mpc_jobs_total", "Client frames handled, by kind and outcome.",
+            labels=("kind", "outcome"))
+        self._rounds_seen = 0
 
     def __repr__(self) -> str:
         return f"Node(party={self.party})"
@@ -155,7 +187,10 @@ class Node:
 
     def start(self) -> None:
         cfg = self.config
+        registry.set_cache_dir(cfg.circuit_cache)
         self.warm_up()
+        threading.Thread(target=self._load_cached_circuits, name="circuit-cache",
+                         daemon=True).start()
         ps = socket.create_server((cfg.host, cfg.port), reuse_port=False, backlog=16)
         tune_socket(ps)
         self._peer_sock = ps
@@ -182,6 +217,23 @@ class Node:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._job_thread is not None:
             self._job_thread.join(timeout=3)
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            try:
+                close()
+            except _store_errors() as e:
+                log.warning("closing the share store failed: %s", type(e).__name__)
+
+    def _load_cached_circuits(self) -> None:
+        """Load every circuit this node built before (same code digest) into memory, in the
+        background, so a restarted node answers its first krb job without a build."""
+        for name in registry.cached_names():
+            if self._stop.is_set():
+                return
+            try:
+                registry.get(name)
+            except (registry.UnknownCircuit, OSError, ValueError) as e:
+                log.warning("cached circuit %s not loaded: %s", name, type(e).__name__)
 
     # -- peer listener -----------------------------------------------------------------------
     def _peer_accept_loop(self) -> None:
@@ -218,15 +270,71 @@ class Node:
         server = loop.run_until_complete(asyncio.start_server(
             self._serve_client, self.config.host, self.config.client_port,
             ssl=self._server_ctx, ssl_handshake_timeout=HANDSHAKE_TIMEOUT, limit=1 << 20))
+        try:
+            loop.run_until_complete(self._start_web())
+        except OSError as e:
+            log.error("node-%d: cannot serve admin API / metrics: %s", self.party, e)
         self._job_server_ready.set()
         try:
             loop.run_forever()
         finally:
             server.close()
+            for runner in self._web_runners:
+                try:
+                    loop.run_until_complete(asyncio.wait_for(runner.cleanup(), 2))
+                except (TimeoutError, OSError, RuntimeError):
+                    pass
             for task in asyncio.all_tasks(loop):
                 task.cancel()
             loop.run_until_complete(asyncio.sleep(0))
             loop.close()
+
+    async def _start_web(self) -> None:
+        """The admin API (mutual TLS, ``client-admin`` only) and /metrics, if configured."""
+        from aiohttp import web
+
+        from kdc.metrics import make_handler
+        from mpc.admin_api import make_admin_app
+
+        cfg = self.config
+        apps = []
+        if cfg.admin_port:
+            ctx = tls.server_context(cfg.ca, cfg.cert, cfg.key)
+            apps.append((make_admin_app(self), cfg.admin_port, ctx))
+        if cfg.metrics_port:
+            render = make_handler(self.metrics.registry)
+
+            async def metrics(request):
+                self.refresh_metrics()
+                return await render(request)
+
+            app = web.Application()
+            app.router.add_get("/metrics", metrics)
+            apps.append((app, cfg.metrics_port, None))
+        for app, port, ctx in apps:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, cfg.host, port, ssl_context=ctx, backlog=16)
+            await site.start()
+            self._web_runners.append(runner)
+
+    def refresh_metrics(self) -> None:
+        """Bring the gauges and the rounds counter up to date from the engine (at scrape)."""
+        m = self.metrics
+        rounds = self.scheduler.rounds
+        if rounds > self._rounds_seen:
+            m.rounds.inc(rounds - self._rounds_seen)
+            self._rounds_seen = rounds
+        m.batches_in_flight.set(self.scheduler.in_flight)
+        m.queue_depth.set(self._pending_builds)
+
+    def role_of(self, who: str | None) -> str | None:
+        """``frontend`` / ``admin`` (or another configured role) from a certificate name."""
+        prefix = tls.client_name("")
+        if who is None or not who.startswith(prefix):
+            return None
+        role = who[len(prefix):]
+        return role if role in self.config.client_roles else None
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
@@ -240,13 +348,22 @@ class Node:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _ClientConn(writer, who)
+        conn = _ClientConn(writer, who, self.role_of(who))
+        tasks: set[asyncio.Task] = set()
         try:
             while not self._stop.is_set():
                 head = await reader.readexactly(framing.HEADER.size)
                 header = framing.unpack_header(head, framing.MAX_CLIENT_FRAME)
                 body = await reader.readexactly(header.length)
-                await self._dispatch(conn, header, body)
+                if header.kind in (framing.KIND_JOB, jobs.KIND_BUILD):
+                    # A job may wait for a circuit build; the next frames must not wait for
+                    # it (batches are labelled by id, so admission order does not matter).
+                    task = asyncio.get_running_loop().create_task(
+                        self._dispatch(conn, header, body))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:
+                    await self._dispatch(conn, header, body)
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         except framing.FrameError as e:
@@ -257,16 +374,32 @@ class Node:
 
     async def _dispatch(self, conn: _ClientConn, header: framing.Header, body: bytes) -> None:
         kind, job_id = header.kind, header.batch_id
+        outcome = "ok"
         try:
+            if conn.role != "admin" and kind not in FRONTEND_KINDS:
+                raise BadJob("FORBIDDEN", f"role {conn.role} may not send frame kind {kind}")
             if kind == framing.KIND_JOB:
                 await self._start_job(conn, job_id, body)
+                outcome = "accepted"
             elif kind == framing.KIND_STORE:
-                count = self._store(body)
+                count = await self._in_thread(self._store, body)
                 conn.send(framing.KIND_STORED, job_id, {"count": count})
             elif kind == framing.KIND_DELETE:
                 meta, _ = jobs.decode_body(body)
-                count = sum(self.store.delete(str(h)) for h in meta.get("handles", []))
+                names = meta.get("handles", [])
+                if not isinstance(names, list) or not all(isinstance(h, str) for h in names):
+                    raise BadJob("BAD_REQUEST", "DELETE needs a list of handles")
+                count = await self._in_thread(lambda: sum(self.store.delete(h) for h in names))
                 conn.send(framing.KIND_STORED, job_id, {"count": count})
+            elif kind == jobs.KIND_RANDOM:
+                count = await self._in_thread(self._random, job_id, body)
+                conn.send(framing.KIND_STORED, job_id, {"count": count})
+            elif kind == jobs.KIND_BUILD:
+                count = await self._build_circuits(conn, body)
+                conn.send(framing.KIND_STORED, job_id, {"count": count})
+            elif kind == jobs.KIND_LOOKUP:
+                records = await self._in_thread(self._lookup_records, body)
+                conn.send(jobs.KIND_RECORDS, job_id, {"party": self.party, "records": records})
             elif kind == framing.KIND_ABORT:
                 self.scheduler.abort(job_id, "ABORTED", "aborted by client")
             elif kind == framing.KIND_PING:
@@ -285,9 +418,27 @@ class Node:
             else:
                 raise BadJob("BAD_REQUEST", f"unsupported frame kind {kind}")
         except BadJob as e:
+            outcome = e.code.lower()
             conn.send(framing.KIND_ERROR, job_id, {"code": e.code, "message": str(e)})
         except jobs.BadMessage as e:
+            outcome = "bad_request"
             conn.send(framing.KIND_ERROR, job_id, {"code": "BAD_REQUEST", "message": str(e)})
+        except _store_errors() as e:
+            outcome = "store_failed"
+            log.error("node-%d: share store failed: %s: %s", self.party, type(e).__name__, e)
+            conn.send(framing.KIND_ERROR, job_id, {"code": "STORE_FAILED",
+                                                   "message": type(e).__name__})
+        except Exception:  # never a traceback to the client, never a dead connection
+            outcome = "internal"
+            log.exception("node-%d: internal error on frame kind %d", self.party, kind)
+            conn.send(framing.KIND_ERROR, job_id, {"code": "INTERNAL",
+                                                   "message": "internal error"})
+        if kind != framing.KIND_JOB or outcome != "accepted":
+            self.jobs_total.labels(_KIND_NAMES.get(kind, "other"), outcome).inc()
+
+    async def _in_thread(self, fn, *args):
+        """Blocking store work (SQLite, fsync) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     # -- store -----------------------------------------------------------------------------
     def _store(self, body: bytes) -> int:
@@ -297,7 +448,10 @@ class Node:
         items = meta.get("items")
         if not isinstance(items, list) or len(blobs) != 2 * len(items):
             raise BadJob("BAD_REQUEST", "STORE needs two share blobs per item")
+        batch: dict[str, StoredShare] = {}
         for k, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise BadJob("BAD_REQUEST", "bad STORE item")
             handle, n_bits = item.get("handle"), item.get("n_bits")
             if not isinstance(handle, str) or not 0 < len(handle) <= MAX_HANDLE_LEN:
                 raise BadJob("BAD_REQUEST", "bad handle")
@@ -307,9 +461,96 @@ class Node:
             own, nxt = bytes(blobs[2 * k]), bytes(blobs[2 * k + 1])
             if len(own) != nbytes or len(nxt) != nbytes:
                 raise BadJob("BAD_REQUEST", "share length does not match n_bits")
-            self.store.put(handle, StoredShare(n_bits, own, nxt))
+            batch[handle] = StoredShare(n_bits, own, nxt)
+        self._put_many(batch)
         self.received_share_indices.update({self.party, (self.party + 1) % 3})
         return len(items)
+
+    def _put_many(self, shares: dict[str, StoredShare]) -> None:
+        put_many = getattr(self.store, "put_many", None)
+        if put_many is not None:
+            put_many(shares)
+        else:
+            for h, s in shares.items():
+                self.store.put(h, s)
+
+    # -- MPC key generation ----------------------------------------------------------------
+    def _random(self, job_id: int, body: bytes) -> int:
+        """RANDOM: store a fresh shared random secret under each handle, with no message.
+
+        Araki et al. 2016 §2.1: share x_j = F(k_j, label) for the label (job id, item index,
+        PURPOSE_RANDOM); this node holds k_i and k_{i+1}, so it gets (x_i, x_{i+1}) and the
+        value x_0 ^ x_1 ^ x_2 exists nowhere. The job id must be fresh (as for JOBs) and is
+        remembered, so a label never yields a second secret.
+        """
+        meta, _ = jobs.decode_body(body)
+        items = meta.get("items")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_RANDOM_ITEMS:
+            raise BadJob("BAD_REQUEST", f"RANDOM needs 1..{MAX_RANDOM_ITEMS} items")
+        checked = []
+        for item in items:
+            handle = item.get("handle") if isinstance(item, dict) else None
+            n_bits = item.get("n_bits") if isinstance(item, dict) else None
+            if not isinstance(handle, str) or not 0 < len(handle) <= MAX_HANDLE_LEN:
+                raise BadJob("BAD_REQUEST", "bad handle")
+            if isinstance(n_bits, bool) or not isinstance(n_bits, int) or \
+                    not 0 < n_bits <= 1 << 16:
+                raise BadJob("BAD_REQUEST", "bad n_bits")
+            checked.append((handle, n_bits))
+        self._check_job_id(job_id)
+        now = time.monotonic()
+        with self._random_lock:
+            for bid in [b for b, t in self._random_ids.items() if now - t > RANDOM_ID_TTL]:
+                del self._random_ids[bid]
+            if job_id in self._random_ids:
+                raise BadJob("DUPLICATE", "RANDOM id already used")
+            self._random_ids[job_id] = now
+        shares = {}
+        for k, (handle, n_bits) in enumerate(checked):
+            words = self._rand.random_shares(job_id, k, n_bits, 1)[:, :, 0] & np.uint64(1)
+            bits = words.astype(np.uint8)
+            shares[handle] = StoredShare(n_bits, np.packbits(bits[:, 0]).tobytes(),
+                                         np.packbits(bits[:, 1]).tobytes())
+        self._put_many(shares)
+        return len(shares)
+
+    async def _build_circuits(self, conn: _ClientConn, body: bytes) -> int:
+        """BUILD: have the named circuits in memory (built or loaded from the disk cache)."""
+        meta, _ = jobs.decode_body(body)
+        names = meta.get("circuits")
+        if not isinstance(names, list) or not 1 <= len(names) <= MAX_BUILD_NAMES or \
+                not all(isinstance(n, str) for n in names):
+            raise BadJob("BAD_REQUEST", f"BUILD needs 1..{MAX_BUILD_NAMES} circuit names")
+        for name in names:
+            try:
+                registry.canonical(name)
+            except registry.UnknownCircuit as e:
+                raise BadJob("UNKNOWN_CIRCUIT", f"no circuit named {name!r}") from e
+            if conn.role != "admin" and not registry.is_krb_crypto(name):
+                raise BadJob("FORBIDDEN", "the frontend role may only build krb-enc/krb-dec")
+        loop = asyncio.get_running_loop()
+        for name in names:
+            if not registry.in_memory(name):
+                self._pending_builds += 1
+                try:
+                    await loop.run_in_executor(None, registry.get, name)
+                finally:
+                    self._pending_builds -= 1
+        return len(names)
+
+    # -- records ---------------------------------------------------------------------------
+    def _lookup_records(self, body: bytes) -> dict:
+        """LOOKUP: the committed public records (with ``version``) of the named principals;
+        null for an unknown name. Records hold no key bytes (mpc.store.canonical_record)."""
+        meta, _ = jobs.decode_body(body)
+        names = meta.get("names")
+        if not isinstance(names, list) or not 1 <= len(names) <= MAX_LOOKUP_NAMES or \
+                not all(isinstance(n, str) for n in names):
+            raise BadJob("BAD_REQUEST", f"LOOKUP needs 1..{MAX_LOOKUP_NAMES} names")
+        principal = getattr(self.store, "principal", None)
+        if principal is None:
+            raise BadJob("NO_RECORDS", "this node's store keeps no principal records")
+        return {n: principal(n) for n in names}
 
     def _digests(self) -> dict:
         out = {}
@@ -341,11 +582,28 @@ class Node:
             registry.canonical(name)
         except registry.UnknownCircuit as e:
             raise BadJob("UNKNOWN_CIRCUIT", f"no circuit named {name!r}") from e
-        # Built once per name and cached; off the event loop so other clients keep going.
-        circuit = await asyncio.get_running_loop().run_in_executor(None, registry.get, name)
+        specs = meta.get("inputs")
+        if conn.role != "admin":
+            self._check_frontend_job(name, mode, specs)
+        # Built once per name and cached (memory, and disk: mpc.registry); off the event loop
+        # so other clients keep going. Every job is acknowledged first (ACCEPTED, with
+        # "building" when it must wait for a build): once all three nodes accepted it, the
+        # client waits for compute (and builds) instead of failing the job at its short
+        # deadline; a node that dies is still seen at once (connection loss, PEER_DOWN), a
+        # hung one by the other nodes' job_timeout.
+        building = not registry.in_memory(name)
+        conn.send(jobs.KIND_ACCEPTED, job_id, {"party": self.party, "building": building})
+        if not building:
+            circuit = registry.get(name)
+        else:
+            self._pending_builds += 1
+            try:
+                circuit = await asyncio.get_running_loop().run_in_executor(None, registry.get,
+                                                                           name)
+            finally:
+                self._pending_builds -= 1
         if circuit.n_wires * 16 * words > MAX_BATCH_BYTES:
             raise BadJob("TOO_BIG", f"{name} with {words} words exceeds the per-batch memory cap")
-        specs = meta.get("inputs")
         if not isinstance(specs, list) or len(specs) != len(circuit.input_wires):
             raise BadJob("BAD_JOB", f"{name} takes {len(circuit.input_wires)} inputs")
         out_handles = meta.get("out_handles")
@@ -362,17 +620,33 @@ class Node:
         for k, spec in enumerate(specs):
             ev.set_input(k, self._input_shares(spec, blobs, len(circuit.input_wires[k]), words))
 
+        started = time.monotonic()
+        self.metrics.batch_size.observe(64 * words)
+
         def on_done(outputs, err: JobFailed | None) -> None:
+            self.metrics.batch_seconds.observe(time.monotonic() - started)
             if err is not None:
+                self.jobs_total.labels("job", err.code.lower()).inc()
                 self._reply(conn, framing.KIND_ERROR, job_id,
                             {"code": err.code, "message": str(err)})
                 return
+            self.metrics.and_gates.inc(circuit.and_count * 64 * words)
             if mode == "keep":
-                self._keep(outputs, out_handles)
+                try:
+                    self._keep(outputs, out_handles)
+                except _store_errors() as e:
+                    log.error("node-%d: storing job outputs failed: %s", self.party,
+                              type(e).__name__)
+                    self.jobs_total.labels("job", "store_failed").inc()
+                    self._reply(conn, framing.KIND_ERROR, job_id,
+                                {"code": "STORE_FAILED", "message": type(e).__name__})
+                    return
+                self.jobs_total.labels("job", "ok").inc()
                 self._reply(conn, framing.KIND_RESULT, job_id,
                             {"party": self.party, "mode": mode,
                              "stored": sum(len(x) for x in out_handles)})
                 return
+            self.jobs_total.labels("job", "ok").inc()
             self._reply(conn, framing.KIND_RESULT, job_id,
                         {"party": self.party, "mode": mode,
                          "shapes": [list(o.shape) for o in outputs]}, outputs)
@@ -381,6 +655,33 @@ class Node:
             batch_id=job_id, evaluation=ev, layer_sizes=circuit.layer_sizes, words=words,
             reveal_all=(mode == "reveal-all"), n_outputs=len(circuit.output_wires),
             on_done=on_done, deadline=time.monotonic() + self.config.job_timeout))
+
+    @staticmethod
+    def _check_frontend_job(name: str, mode: str, specs) -> None:
+        """What the "frontend" role may run: reveal-mode krb-enc/krb-dec jobs whose inputs
+        0, 1, 2 are stored per-usage material of the matching kind (never a base key or any
+        other secret) and whose other inputs are public."""
+        if mode != "reveal" or not registry.is_krb_crypto(name):
+            raise BadJob("FORBIDDEN", "the frontend role may only run reveal-mode krb-enc / "
+                                      "krb-dec jobs")
+        if not isinstance(specs, list):
+            raise BadJob("BAD_JOB", "bad input specs")
+        for k, spec in enumerate(specs):
+            if not isinstance(spec, dict):
+                raise BadJob("BAD_JOB", "bad input spec")
+            if k >= len(hnames.USAGE_KINDS):
+                if set(spec) != {"public"}:
+                    raise BadJob("FORBIDDEN", f"input {k} must be public")
+                continue
+            names = [spec["handle"]] if set(spec) == {"handle"} else \
+                spec.get("handles") if set(spec) == {"handles"} else None
+            if not isinstance(names, list):
+                raise BadJob("FORBIDDEN", f"input {k} must be stored key material")
+            for h in names:
+                key = hnames.try_parse(h) if isinstance(h, str) else None
+                if key is None or key.kind != hnames.USAGE_KINDS[k]:
+                    raise BadJob("FORBIDDEN", f"input {k} must be {hnames.USAGE_KINDS[k]} "
+                                              "key material")
 
     def _check_job_id(self, job_id: int) -> None:
         """Refuse batch ids that could repeat a PRF label (Araki et al. 2016 §2.1: each
@@ -416,8 +717,15 @@ class Node:
                 raise BadJob("BAD_JOB", "bad handle list")
             own_m = np.empty((len(names), n_bits), np.uint8)
             nxt_m = np.empty((len(names), n_bits), np.uint8)
+            seen: dict[str, int] = {}  # one store read per distinct handle (e.g. krbtgt)
             for t, h in enumerate(names):
-                own_m[t], nxt_m[t] = self._lookup(h, n_bits).bits()
+                first = seen.get(h) if isinstance(h, str) else None
+                if first is None:
+                    own_m[t], nxt_m[t] = self._lookup(h, n_bits).bits()
+                    if isinstance(h, str):
+                        seen[h] = t
+                else:
+                    own_m[t], nxt_m[t] = own_m[first], nxt_m[first]
             out = np.empty((n_bits, 2, words), dtype=np.uint64)
             out[:, 0, :] = jobs.bitslice(own_m, words)
             out[:, 1, :] = jobs.bitslice(nxt_m, words)
@@ -433,12 +741,15 @@ class Node:
         return s
 
     def _keep(self, outputs: list[np.ndarray], out_handles: list[list[str]]) -> None:
+        """Store keep-mode outputs, all in one store transaction."""
+        batch: dict[str, StoredShare] = {}
         for o, names in zip(outputs, out_handles, strict=True):
             own = jobs.unbitslice(np.ascontiguousarray(o[:, 0, :]), len(names))
             nxt = jobs.unbitslice(np.ascontiguousarray(o[:, 1, :]), len(names))
             for t, h in enumerate(names):
-                self.store.put(h, StoredShare(o.shape[0], np.packbits(own[t]).tobytes(),
-                                              np.packbits(nxt[t]).tobytes()))
+                batch[h] = StoredShare(o.shape[0], np.packbits(own[t]).tobytes(),
+                                       np.packbits(nxt[t]).tobytes())
+        self._put_many(batch)
 
     def _reply(self, conn: _ClientConn, kind: int, job_id: int, meta: dict,
                blobs: list | tuple = ()) -> None:
@@ -452,10 +763,17 @@ class Node:
             pass
 
 
+_KIND_NAMES = {framing.KIND_JOB: "job", framing.KIND_STORE: "store", framing.KIND_DELETE: "delete",
+               framing.KIND_ABORT: "abort", framing.KIND_PING: "ping",
+               framing.KIND_DEBUG: "debug", jobs.KIND_RANDOM: "random",
+               jobs.KIND_LOOKUP: "lookup", jobs.KIND_BUILD: "build"}
+
+
 class _ClientConn:
-    def __init__(self, writer: asyncio.StreamWriter, who: str) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, who: str, role: str | None) -> None:
         self.writer = writer
         self.who = who
+        self.role = role
         self.closed = False
 
     def send(self, kind: int, job_id: int, meta: dict, blobs: list | tuple = ()) -> None:
@@ -486,7 +804,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mpc.node: cannot load config {args.config}: {e}", file=sys.stderr)
         return 2
     sys.setswitchinterval(0.0005)
-    node = Node(config)
+    from mpc.store import StoreError, open_store
+
+    try:
+        store = open_store(config.store, base=Path(args.config).parent)
+    except (OSError, ValueError, StoreError, sqlite3.Error) as e:
+        print(f"mpc.node: cannot open share store: {e}", file=sys.stderr)
+        return 2
+    node = Node(config, store=store)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -14,17 +14,47 @@ Names and inputs (bit order of CONTRACTS §6: byte j bit 7-k on wire 8j+k):
 * ``sha1-compress``: (chaining value 160, block 512) -> 160.
 * ``and-layer[:WxD]`` (tests, bench): (x W bits, y W bits) -> W bits, D pure AND layers of W
   gates each: z_1 = x & y, z_{d+1} = z_d & y. Default 64x1.
+
+Kerberos (RFC 3961 §5.3 / RFC 3962, :mod:`mpc.circuits.kerberos`; etype 17 or 18):
+
+* ``krb-pre/<etype>``: base key -> (Ke round keys, Ki inner, Ki outer) for usages 1, 2, 3
+  (``build_precompute_circuit``).
+* ``krb-enc/<etype>/<m>x<h>`` and ``krb-dec/<etype>/<m>x<h>``: the size-class circuits
+  (``build_encrypt_class_circuit`` / ``build_decrypt_class_circuit``), m AES blocks and h
+  SHA-1 blocks; what :mod:`mpc.krbjobs` runs. Names via :func:`krb_encrypt_name` /
+  :func:`krb_decrypt_name` (from the message length) so callers never format them.
+* ``krb-enc/<etype>/<n_bytes>`` and ``krb-dec/<etype>/<n_bytes>``: the exact-length circuits
+  (``build_encrypt_circuit`` / ``build_decrypt_circuit``).
+
+:func:`get` builds a circuit at most once per process (concurrent callers wait for the one
+build) and, when :func:`set_cache_dir` named a directory, keeps it on disk as
+``<dir>/<name>-<digest of the circuit code>.npz``: a restarted node loads it instead of
+rebuilding, and any change to the circuit-building code changes the digest (a stale file is
+never used). Building is deterministic, so the three nodes hold identical circuits.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
 
 from mpc.builder import CircuitBuilder
 from mpc.circuit import Circuit
 
+log = logging.getLogger("mpckdc.mpc.registry")
+
 DEFAULT_HMAC_BLOCKS = 4
+KRB_ETYPES = (17, 18)
+KRB_USAGES = (1, 2, 3)  # RFC 4120 §7.5.1: PA-ENC-TIMESTAMP, tickets, AS-REP enc-part
+MEMORY_CACHE_SIZE = 64
 
 
 class UnknownCircuit(KeyError):
@@ -98,11 +128,97 @@ _BUILDERS: dict[str, Callable[[str | None], Circuit]] = {
 
 
 def names() -> list[str]:
-    return sorted(_BUILDERS)
+    return sorted(_BUILDERS) + ["krb-dec", "krb-enc", "krb-pre"]
+
+
+# -- Kerberos names -----------------------------------------------------------------------------
+
+_KRB_RE = re.compile(r"^krb-(pre|enc|dec)/(\d{1,2})(?:/(\d{1,4})(?:x(\d{1,3}))?)?$")
+
+
+def krb_precompute_name(etype: int) -> str:
+    """``krb-pre/<etype>``: the per-key precomputation for usages 1, 2, 3."""
+    return f"krb-pre/{int(etype)}"
+
+
+def krb_encrypt_name(etype: int, n_bytes: int) -> str:
+    """The size-class encrypt circuit for an ``n_bytes`` conf|plaintext."""
+    from mpc.circuits.kerberos import size_class
+
+    m, h = size_class(n_bytes)
+    return f"krb-enc/{int(etype)}/{m}x{h}"
+
+
+def krb_decrypt_name(etype: int, n_bytes: int) -> str:
+    """The size-class decrypt circuit for an ``n_bytes`` ciphertext (12-byte tag included)."""
+    from mpc.circuits.kerberos import MAC_BYTES, size_class
+
+    m, h = size_class(n_bytes - MAC_BYTES)
+    return f"krb-dec/{int(etype)}/{m}x{h}"
+
+
+def krb_encrypt_exact_name(etype: int, n_bytes: int) -> str:
+    """The exact-length encrypt circuit (``build_encrypt_circuit``)."""
+    return f"krb-enc/{int(etype)}/{int(n_bytes)}"
+
+
+def krb_decrypt_exact_name(etype: int, n_bytes: int) -> str:
+    """The exact-length decrypt circuit (``build_decrypt_circuit``)."""
+    return f"krb-dec/{int(etype)}/{int(n_bytes)}"
+
+
+def is_krb_crypto(name: str) -> bool:
+    """True for the krb-enc/krb-dec circuits (what the "frontend" role may run)."""
+    return name.startswith(("krb-enc/", "krb-dec/"))
+
+
+def _krb_builder(name: str) -> Callable[[], Circuit]:
+    """A zero-argument builder for a Kerberos circuit name; UnknownCircuit if invalid."""
+    from mpc.circuits import kerberos as k
+
+    match = _KRB_RE.match(name)
+    if match is None:
+        raise UnknownCircuit(name)
+    kind, etype, a, c = match.group(1), int(match.group(2)), match.group(3), match.group(4)
+    if etype not in KRB_ETYPES or str(etype) != match.group(2):
+        raise UnknownCircuit(name)
+    try:
+        if kind == "pre":
+            if a is not None:
+                raise UnknownCircuit(name)
+            return lambda: _uncached(k._build_precompute)(etype, KRB_USAGES)
+        if a is None or a != str(int(a)):
+            raise UnknownCircuit(name)
+        if c is not None:
+            m, h = int(a), int(c)
+            if c != str(h):
+                raise UnknownCircuit(name)
+            k._check_class(m, h)
+            fn = k._build_encrypt_class if kind == "enc" else k._build_decrypt_class
+            return lambda: _uncached(fn)(etype, m, h)
+        n = int(a)
+        if kind == "enc":
+            k._check_size(n, k.CONFOUNDER_BYTES, k.MAX_MESSAGE_BYTES)
+            return lambda: _uncached(k._build_encrypt)(etype, n)
+        k._check_size(n, k.CONFOUNDER_BYTES + k.MAC_BYTES, k.MAX_MESSAGE_BYTES + k.MAC_BYTES)
+        return lambda: _uncached(k._build_decrypt)(etype, n)
+    except ValueError as e:
+        raise UnknownCircuit(name) from e
+
+
+def _uncached(fn: Callable) -> Callable:
+    """The factory behind an ``lru_cache``: the registry keeps its own (bounded) cache, so
+    the kerberos module's caches would only hold a second copy of large gate arrays."""
+    return getattr(fn, "__wrapped__", fn)
 
 
 def canonical(name: str) -> str:
     """Validate ``name`` (``base`` or ``base:arg``) and return it; UnknownCircuit if unknown."""
+    if not isinstance(name, str):
+        raise UnknownCircuit(repr(name))
+    if name.startswith("krb-"):
+        _krb_builder(name)
+        return name
     base, _, arg = name.partition(":")
     if base not in _BUILDERS or (arg and base not in ("hmac-sha1-96", "and-layer")):
         raise UnknownCircuit(name)
@@ -116,8 +232,170 @@ def canonical(name: str) -> str:
     return name
 
 
-@lru_cache(maxsize=64)
-def get(name: str) -> Circuit:
-    """The circuit called ``name``, built on first use and cached."""
+def _build(name: str) -> Circuit:
+    if name.startswith("krb-"):
+        return _krb_builder(name)()
     base, _, arg = canonical(name).partition(":")
     return _BUILDERS[base](arg or None)
+
+
+# -- cache: memory (per process) and disk (per node) -------------------------------------------
+
+_lock = threading.Lock()
+_memory: OrderedDict[str, Circuit] = OrderedDict()
+_building: dict[str, threading.Lock] = {}
+_cache_dir: Path | None = None
+_code_digest: str | None = None
+CODE_MODULES = ("mpc/builder.py", "mpc/circuit.py", "mpc/kernels.py", "mpc/registry.py",
+                "mpc/circuits", "kdc/crypto")  # kdc.crypto: DK constants, n-fold
+
+
+def set_cache_dir(directory: str | os.PathLike | None) -> None:
+    """Keep built circuits as files in ``directory`` (created 0700); None turns it off."""
+    global _cache_dir
+    if directory is None:
+        _cache_dir = None
+        return
+    d = Path(directory)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _cache_dir = d
+
+
+def code_digest() -> str:
+    """SHA-256 over the source of every module that shapes a circuit (builder, scheduler of
+    gates, circuit definitions): a different digest means cached circuits may differ."""
+    global _code_digest
+    if _code_digest is None:
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256()
+        files: list[Path] = []
+        for rel in CODE_MODULES:
+            p = root / rel
+            files.extend(sorted(p.rglob("*.py")) + sorted(p.rglob("*.txt")) if p.is_dir()
+                         else [p])
+        for f in files:
+            h.update(str(f.relative_to(root)).encode() + b"\0")
+            h.update(f.read_bytes())
+        _code_digest = h.hexdigest()[:16]
+    return _code_digest
+
+
+def cache_path(name: str) -> Path | None:
+    if _cache_dir is None:
+        return None
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return _cache_dir / f"{safe}-{code_digest()}.npz"
+
+
+def save_circuit(circuit: Circuit, path: Path) -> None:
+    """Write ``circuit`` atomically (temp file + rename) as an .npz of its arrays."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, n_wires=np.int64(circuit.n_wires), gates=circuit.gates,
+                 bounds=circuit.bounds,
+                 in_lens=np.array([len(w) for w in circuit.input_wires], np.int64),
+                 in_wires=_concat(circuit.input_wires),
+                 out_lens=np.array([len(w) for w in circuit.output_wires], np.int64),
+                 out_wires=_concat(circuit.output_wires))
+    os.replace(tmp, path)
+
+
+def load_circuit(path: Path) -> Circuit:
+    with np.load(path, allow_pickle=False) as z:
+        return Circuit(n_wires=int(z["n_wires"]), input_wires=_split_at(z["in_wires"],
+                                                                        z["in_lens"]),
+                       output_wires=_split_at(z["out_wires"], z["out_lens"]),
+                       gates=np.ascontiguousarray(z["gates"], dtype=np.int32),
+                       bounds=np.asarray(z["bounds"], dtype=np.int64))
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return (np.concatenate([np.asarray(p, np.int64) for p in parts]) if parts
+            else np.zeros(0, np.int64))
+
+
+def _split_at(flat: np.ndarray, lens: np.ndarray) -> list[np.ndarray]:
+    out, pos = [], 0
+    for n in lens:
+        out.append(np.asarray(flat[pos:pos + int(n)], dtype=np.int64))
+        pos += int(n)
+    return out
+
+
+def cached_names() -> list[str]:
+    """Names of the circuits in the disk cache that match the current code digest."""
+    if _cache_dir is None:
+        return []
+    suffix = f"-{code_digest()}.npz"
+    out = []
+    for p in sorted(_cache_dir.glob(f"*{suffix}")):
+        name = _unsafe_name(p.name[: -len(suffix)])
+        if name is not None:
+            out.append(name)
+    return out
+
+
+def _unsafe_name(safe: str) -> str | None:
+    """Inverse of the file-name escaping for the names we cache (krb-*, aes*, hmac, ...)."""
+    name = safe.replace("_", "/") if safe.startswith("krb-") else safe.replace("_", ":")
+    try:
+        canonical(name)
+    except UnknownCircuit:
+        return None
+    return name
+
+
+def in_memory(name: str) -> bool:
+    """True when :func:`get` returns at once (the circuit is built and in memory)."""
+    with _lock:
+        return name in _memory
+
+
+def is_cached(name: str) -> bool:
+    """True when :func:`get` would not build (in memory or on disk)."""
+    with _lock:
+        if name in _memory:
+            return True
+    p = cache_path(name)
+    return p is not None and p.exists()
+
+
+def get(name: str) -> Circuit:
+    """The circuit called ``name``: from memory, else from the disk cache, else built (once,
+    however many threads ask at the same time) and cached."""
+    canonical(name)
+    with _lock:
+        c = _memory.get(name)
+        if c is not None:
+            _memory.move_to_end(name)
+            return c
+        build_lock = _building.setdefault(name, threading.Lock())
+    with build_lock:
+        with _lock:
+            c = _memory.get(name)
+        if c is None:
+            c = _load_or_build(name)
+            with _lock:
+                _memory[name] = c
+                while len(_memory) > MEMORY_CACHE_SIZE:
+                    _memory.popitem(last=False)
+        with _lock:
+            _building.pop(name, None)
+        return c
+
+
+def _load_or_build(name: str) -> Circuit:
+    path = cache_path(name)
+    if path is not None and path.exists():
+        try:
+            return load_circuit(path)
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("circuit cache file for %s unreadable (%s); rebuilding", name,
+                        type(e).__name__)
+    c = _build(name)
+    if path is not None:
+        try:
+            save_circuit(c, path)
+        except OSError as e:
+            log.warning("cannot cache circuit %s on disk: %s", name, type(e).__name__)
+    return c

@@ -45,10 +45,13 @@ def node_env() -> dict[str, str]:
 
 class MpcCluster:
     def __init__(self, directory: str | Path, *, debug: bool = True,
-                 job_timeout: float = 30.0) -> None:
+                 job_timeout: float = 30.0, store: str = "sqlite") -> None:
         self.dir = Path(directory)
-        ports = free_ports(6)
-        generate_cluster(self.dir, ports[:3], ports[3:], debug=debug, job_timeout=job_timeout)
+        ports = free_ports(12)
+        self.admin_ports, self.metrics_ports = ports[6:9], ports[9:12]
+        generate_cluster(self.dir, ports[:3], ports[3:6], debug=debug, job_timeout=job_timeout,
+                         admin_ports=self.admin_ports, metrics_ports=self.metrics_ports,
+                         store=store)
         self.client_config = self.dir / "client.toml"
         self.procs: list[subprocess.Popen | None] = [None, None, None]
 
@@ -66,6 +69,10 @@ class MpcCluster:
         for i in range(3):
             self.start_node(i)
         return self
+
+    def store_path(self, party: int) -> Path:
+        """Node ``party``'s SQLite share store."""
+        return self.dir / f"node-{party}" / "shares.db"
 
     def kill_node(self, party: int, sig: int = signal.SIGKILL) -> None:
         p = self.procs[party]

@@ -7,6 +7,7 @@ sha_digest) or a plain computation; no timing is asserted.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import socket
 import ssl
 import threading
@@ -479,3 +480,45 @@ def test_sigterm_stops_nodes_cleanly(tmp_path):
     finally:
         c.close()
     assert cluster.stop() == [0, 0, 0]
+
+
+# -- jobs longer than the client's short timeout ---------------------------------------------
+
+def test_acknowledged_job_may_outlast_the_short_timeout_but_not_a_dead_node(tmp_path):
+    """Every node acknowledges a job (ACCEPTED) before building/computing, so a job longer
+    than the client's 2 s timeout completes; killing a node during that extended wait still
+    fails the job on the node loss (not on a timeout)."""
+    cluster = MpcCluster(tmp_path).start()
+    c = MpcClient(cluster.client_config, timeout=2.0)
+    try:
+        c.wait_ready(timeout=60)
+        # A circuit the nodes have never built (HMAC over 40 blocks, ~20,000 rounds): its
+        # build and its rounds take longer than the 2 s timeout on this machine.
+        data = bytes(range(256)) * 9
+        i_state, o_state = hmac_states(b"long-job-key")
+        c.store_secrets({"long-i": i_state, "long-o": o_state})
+        msg = b"".join(padded_blocks(data))
+        assert block_count(len(data)) == 37
+        out = c.run("hmac-sha1-96:37", [Handle("long-i"), Handle("long-o"), msg], words=1)
+        assert jobs.unpack_bytes_instances(out[0], 1) == [
+            hmac.new(b"long-job-key", data, hashlib.sha1).digest()[:12]]
+        result: dict = {}
+
+        def long_job() -> None:
+            try:
+                result["value"] = c.run("hmac-sha1-96:37",
+                                        [Handle("long-i"), Handle("long-o"), msg], words=1)
+            except Exception as e:  # noqa: BLE001 - recorded for the assertion below
+                result["error"] = e
+
+        t = threading.Thread(target=long_job)
+        t.start()
+        assert wait_until(lambda: any(m["in_flight"] for m in _pings(c)), 30)
+        cluster.kill_node(2)
+        t.join(timeout=20)
+        assert not t.is_alive()
+        assert isinstance(result.get("error"), MpcUnavailable), result
+        assert "timed out" not in str(result["error"])
+    finally:
+        c.close()
+        cluster.stop()

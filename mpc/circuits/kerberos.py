@@ -390,3 +390,126 @@ def _build_decrypt(etype: int, n_bytes: int) -> Circuit:
     b.output([ok])
     b.output(plain)
     return b.build()
+
+
+# -- size-class circuits: one circuit per (etype, AES blocks, SHA-1 blocks) ------------------
+#
+# The KDC's messages come in many byte lengths; a circuit per length means a build (seconds)
+# per new length. The class circuits below depend only on m = the number of 16-byte AES
+# blocks and h = the number of 64-byte SHA-1 message blocks (key block excluded); everything
+# that depends on the exact length is public and supplied as input by the caller
+# (mpc.krbjobs): the zero padding of the CBC input, the SHA-1 padding, the CTS swap (encrypt)
+# and the CTS tail mask (decrypt).
+
+
+def size_class(n_bytes: int) -> tuple[int, int]:
+    """(m, h) of an n-byte conf|plaintext: AES blocks and SHA-1 message blocks (RFC 2104:
+    the 64-byte key block is counted in the SHA-1 length but is not one of the h blocks)."""
+    from mpc.circuits.hmac import block_count
+
+    n = _check_size(n_bytes, CONFOUNDER_BYTES, MAX_MESSAGE_BYTES)
+    return (n + 15) // 16, block_count(n, BLOCK_BYTES)
+
+
+def size_class_bytes(m: int, h: int) -> range:
+    """The conf|plaintext lengths that fall in class (m, h) (empty if none)."""
+    lo, hi = max(CONFOUNDER_BYTES, 16 * (m - 1) + 1), min(16 * m, MAX_MESSAGE_BYTES)
+    ok = [n for n in range(lo, hi + 1) if size_class(n) == (m, h)]
+    return range(ok[0], ok[-1] + 1) if ok else range(0)
+
+
+def _check_class(m: int, h: int) -> tuple[int, int]:
+    if not isinstance(m, int) or not isinstance(h, int) or not 1 <= m <= MAX_MESSAGE_BYTES // 16:
+        raise ValueError("bad size class")
+    if not size_class_bytes(m, h):
+        raise ValueError(f"no message length has size class ({m}, {h})")
+    return m, h
+
+
+def build_encrypt_class_circuit(etype: int, m: int, h: int) -> Circuit:
+    """RFC 3961 §5.3 encryption of any conf|plaintext of size class (m, h).
+
+    Inputs: 0, 1, 2 = Ke round keys, Ki inner state, Ki outer state (shared, as
+    :func:`build_encrypt_circuit`); 3 = conf|plaintext zero-padded to 16*m bytes (public);
+    4 = conf|plaintext with its SHA-1 padding, 64*h bytes (public; the key block counted).
+    Outputs: 0 = the CBC chain C_1..C_m with a zero IV (128*m wires); 1 = the 96-bit tag.
+    The caller forms the CTS ciphertext (RFC 3962 §5): for m >= 2 the last two blocks are
+    swapped and the new last one cut to the length of the last input block.
+    """
+    return _build_encrypt_class(int(etype), *_check_class(int(m), int(h)))
+
+
+@lru_cache(maxsize=CIRCUIT_CACHE_SIZE)
+def _build_encrypt_class(etype: int, m: int, h: int) -> Circuit:
+    b = CircuitBuilder()
+    material = _material_inputs(b, etype)
+    data = b.input(BLOCK_BITS * m)
+    message = b.input(8 * BLOCK_BYTES * h)
+    chain: Wires = []
+    prev: Sequence[int] | None = None
+    for block in _blocks(data):
+        x = block if prev is None else _xor(b, block, prev)  # zero IV (RFC 3962 §5)
+        prev = encrypt_block(b, material.ke_round_keys, x)
+        chain.extend(prev)
+    b.output(chain)
+    b.output(hmac_sha1_96(b, material.ki_inner_state, material.ki_outer_state, message))
+    return b.build()
+
+
+def build_decrypt_class_circuit(etype: int, m: int, h: int) -> Circuit:
+    """RFC 3961 §5.3 decryption of any ciphertext whose conf|plaintext has size class (m, h).
+
+    Inputs: 0, 1, 2 as above; public:
+      3 = the first 16*(m-1) bytes of the CTS body (C_1..C_{m-2}, then C_m as CTS sends it),
+      4 = the remaining tail bytes (the cut C_{m-1}) zero-padded to 16 bytes,
+      5 = tail mask: 16 bytes, 0xFF for the tail's byte positions, 0x00 after,
+      6 = SHA-1 padding vector, 64*h bytes: zero over the n message bytes, then the padding
+          (0x80, zeros, bit length with the key block counted),
+      7 = the 96-bit tag.
+    For m = 1 (n = 16: an empty plaintext) there is no CTS: the inputs are the material,
+    3 = the single block, 4 = the padding vector, 5 = the tag.
+    Outputs: 0 = ok (1 iff the tag verifies, compared inside MPC); 1 = conf|plaintext
+    zero-padded to 16*m bytes, ANDed with ok (all zero for a forgery).
+
+    The tail mask and padding vector only place public zeros; a wrong one changes the
+    message the tag is checked over, so it yields ok = 0 unless it recreates a message whose
+    tag the caller already holds.
+    """
+    return _build_decrypt_class(int(etype), *_check_class(int(m), int(h)))
+
+
+@lru_cache(maxsize=CIRCUIT_CACHE_SIZE)
+def _build_decrypt_class(etype: int, m: int, h: int) -> Circuit:
+    b = CircuitBuilder()
+    material = _material_inputs(b, etype)
+    keys = material.ke_round_keys
+    if m == 1:
+        block = b.input(BLOCK_BITS)
+        pad_vec = b.input(8 * BLOCK_BYTES * h)
+        tag = b.input(8 * MAC_BYTES)
+        plain = decrypt_block(b, keys, block)
+    else:
+        head_and_final = b.input(BLOCK_BITS * (m - 1))
+        tail = b.input(BLOCK_BITS)
+        mask = b.input(BLOCK_BITS)
+        pad_vec = b.input(8 * BLOCK_BYTES * h)
+        tag = b.input(8 * MAC_BYTES)
+        blocks = _blocks(head_and_final)
+        head, c_final = blocks[:-1], blocks[-1]
+        d = decrypt_block(b, keys, c_final)  # = C_{m-1} ^ (P_m | 0...)
+        x = _xor(b, d, tail)
+        p_last = [b.and_(mi, xi) for mi, xi in zip(mask, x, strict=True)]  # P_m | zeros
+        c_prev = _xor(b, d, p_last)  # tail bytes, then the stolen bytes of C_{m-1}
+        chain = head + [c_prev]
+        plain = []
+        for i, c in enumerate(chain):
+            y = decrypt_block(b, keys, c)
+            plain.extend(y if i == 0 else _xor(b, y, chain[i - 1]))
+        plain.extend(p_last)
+    zero = b.const(0)
+    message = _xor(b, list(plain) + [zero] * (len(pad_vec) - len(plain)), pad_vec)
+    mac = hmac_sha1_96(b, material.ki_inner_state, material.ki_outer_state, message)
+    ok = equal(b, mac, tag)[0]
+    b.output([ok])
+    b.output([b.and_(ok, w) for w in plain])
+    return b.build()
