@@ -59,6 +59,22 @@ async def _jobs(client: AsyncMpcClient, name: str, inputs: list, words: int, cou
     return time.perf_counter() - t0, lat
 
 
+def _node_cpu(cluster: MpcCluster) -> float:
+    """CPU seconds (user + system) used so far by the three node processes (Linux /proc).
+
+    Wall-clock rates on this shared 2-core box move with the neighbours' load; CPU per
+    block does much less, so the rows carry both."""
+    total = 0
+    for p in cluster.procs:
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, AttributeError, IndexError, ValueError):
+            return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _words_inputs(circuit, words: int, handles: dict[int, str] | None = None) -> list:
     handles = handles or {}
     out = []
@@ -71,16 +87,18 @@ def _words_inputs(circuit, words: int, handles: dict[int, str] | None = None) ->
 
 
 def local_ceiling(name: str, words: int, repeat: int) -> float:
-    """Seconds per batch of run_three (three parties, one process, no network): the best
-    of ``repeat`` runs, since other load on a shared machine only ever adds time."""
+    """CPU seconds per batch of run_three (three parties, one process, one thread, no
+    network): the best of ``repeat`` runs. CPU time rather than wall time, because on this
+    shared box the neighbours' load only ever adds wall time (preemption), which made the
+    wall-clock ceiling swing by 1.5x between runs."""
     c = registry.get(name)
     ins = [np.zeros((len(ids), words), dtype=np.uint64) for ids in c.input_wires]
     run_three(c, ins, words)
     best = float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = time.process_time()
         run_three(c, ins, words)
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return best
 
 
@@ -89,7 +107,7 @@ async def bench(cluster: MpcCluster, quick: bool) -> dict:
     await client.wait_ready(timeout=60)
     await client.store_secrets({"rk128": bytes(176), "rk256": bytes(240),
                                 "hi": bytes(20), "ho": bytes(20)})
-    res: dict = {"rows": []}
+    res: dict = {"rows": [], "loadavg_start": os.getloadavg()}
 
     # Round latency.
     depth = 300 if quick else 1000
@@ -134,15 +152,21 @@ async def bench(cluster: MpcCluster, quick: bool) -> dict:
                 count = max(2 * in_flight, min(32, (4096 * 16) // (64 * words) * in_flight))
                 if quick:
                     count = max(2 * in_flight, count // 2)
+                cpu0 = _node_cpu(cluster)
                 dt, lat = await _jobs(client, name, ins, words, count, in_flight)
+                cpu = _node_cpu(cluster) - cpu0
                 row = {"circuit": name, "blocks_per_batch": 64 * words, "in_flight": in_flight,
                        "blocks_per_s": count * 64 * words / dt,
                        "batch_ms_p50": statistics.median(lat) * 1e3,
+                       "node_cpu_us_per_block": 1e6 * cpu / (count * 64 * words),
+                       "node_cores_busy": cpu / dt,
                        "and_depth": circuit.and_depth}
                 res["aes"].append(row)
                 res["rows"].append({"what": f"{name} {64 * words} blocks/batch in-flight="
                                     f"{in_flight}", "value": row["blocks_per_s"],
-                                    "unit": "blocks/s", "batch_ms_p50": row["batch_ms_p50"]})
+                                    "unit": "blocks/s", "batch_ms_p50": row["batch_ms_p50"],
+                                    "cpu": f"{row['node_cpu_us_per_block']:.2f} us/blk, "
+                                           f"{row['node_cores_busy']:.2f} cores"})
 
     # HMAC-SHA1-96 over 216-byte messages.
     circuit = registry.get(HMAC_CIRCUIT)
@@ -158,6 +182,7 @@ async def bench(cluster: MpcCluster, quick: bool) -> dict:
                             f"in-flight={in_flight} (depth {circuit.and_depth})",
                             "value": count * 64 * words / dt, "unit": "MACs/s",
                             "batch_ms_p50": statistics.median(lat) * 1e3})
+    res["loadavg_end"] = os.getloadavg()
     await client.close()
     return res
 
@@ -182,8 +207,13 @@ def report(res: dict, ceil: dict, out_dir: Path) -> None:
     print(f"\n{'measurement':64} {'value':>14}  unit        batch p50")
     for r in res["rows"]:
         extra = f"  {r['batch_ms_p50']:8.1f} ms" if "batch_ms_p50" in r else ""
+        if "cpu" in r:
+            extra += f"  nodes {r['cpu']}"
         print(f"{r['what']:64} {r['value']:14,.1f}  {r['unit']:10}{extra}")
-    print("\ncompute-only ceiling (mpc.local.run_three: 3 parties in one process, one core):")
+    print(f"load average (1/5/15 min) at start {res['loadavg_start']}, "
+          f"at end {res['loadavg_end']} (2 cores, shared)")
+    print("\ncompute-only ceiling (mpc.local.run_three: 3 parties in one process, one core, "
+          "CPU time):")
     for r in ceil["aes"]:
         print(f"  {r['circuit']} {r['blocks_per_batch']:6} blocks/batch: "
               f"{r['blocks_per_s']:12,.0f} blocks/s")

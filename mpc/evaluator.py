@@ -16,11 +16,53 @@ Many PartyEvaluations may be in flight in one process: all state is per object.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from mpc.circuit import Circuit
 from mpc.kernels import empty_layer, party_round
 from mpc.prf import PURPOSE_ZERO, PartyRandomness, label_nonce
+
+POOL_BYTES = 256 << 20  # wire arrays kept for reuse, per process
+POOL_PER_SHAPE = 8
+
+
+class _WirePool:
+    """Recycles the wire arrays of finished evaluations (same shape, same process).
+
+    A fresh ``np.zeros`` of a batch's wires (8 MiB at 256 words for AES) costs a memset plus a
+    page fault per 4 KiB and an munmap when freed: about 5 % of a node's CPU under load
+    (perf). The recycled arrays hold this party's own old shares; they are never sent
+    anywhere, and every register is written before it is read (inputs by ``set_input``,
+    every other register by its gate, mpc.circuit's register allocation), so no zeroing is
+    needed.
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def take(self, n_wires: int, words: int) -> np.ndarray:
+        with self._lock:
+            free = self._free.get((n_wires, words))
+            if free:
+                arr = free.pop()
+                self._bytes -= arr.nbytes
+                return arr
+        return np.empty((n_wires, 2, words), dtype=np.uint64)
+
+    def give(self, arr: np.ndarray) -> None:
+        key = (arr.shape[0], arr.shape[2])
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            if len(free) < POOL_PER_SHAPE and self._bytes + arr.nbytes <= POOL_BYTES:
+                free.append(arr)
+                self._bytes += arr.nbytes
+
+
+_POOL = _WirePool()
 
 
 class EvaluationStateError(RuntimeError):
@@ -63,7 +105,7 @@ class PartyEvaluation:
         self.batch_id = batch_id
         self.words = words
         self._rand = rand
-        self._wires = np.zeros((circuit.n_wires, 2, words), dtype=np.uint64)
+        self._wires = _POOL.take(circuit.n_wires, words)
         self._flat = self._wires.reshape(circuit.n_wires, 2 * words)
         # Public constants are shared as (c, 0, 0): x_0 sits in slot 0 of party 0 and slot 1 of
         # party 2; NOT flips x_0.
@@ -83,8 +125,15 @@ class PartyEvaluation:
         self._empty_layer = empty_layer()
         self._empty_words = np.zeros((0, words), dtype=np.uint64)
         self.round = 0  # index of the AND layer whose z is outstanding (= PRF label round)
+        self._alpha_ready = -1  # PRF label round whose streams are already in _alpha_*
         self._started = False
         self._finished = False
+
+    def __del__(self) -> None:
+        # Outputs are copies (output() indexes with an id array), so nothing else views it.
+        wires = getattr(self, "_wires", None)
+        if wires is not None and _POOL is not None:
+            _POOL.give(wires)
 
     def __repr__(self) -> str:
         return (
@@ -157,6 +206,26 @@ class PartyEvaluation:
         self.round += 1
         return self._step(layer, z, self.round)
 
+    def prepare_next(self, max_bytes: int = 1 << 18) -> bool:
+        """Draw the zero-share streams of the next AND layer now, while this party waits for
+        the outstanding z (the label (batch_id, round + 1) is fixed already), so the next
+        ``receive`` does only the circuit work: the PRF leaves a round's critical path.
+        Skipped (False) for layers whose streams exceed ``max_bytes`` each, where throughput,
+        not latency, matters and the streams are better drawn right before use (cache)."""
+        if not self._started or self._finished:
+            return False
+        nxt = self.round + 1
+        if nxt >= self.circuit.and_depth or self._alpha_ready == nxt:
+            return self._alpha_ready == nxt
+        n = len(self.circuit.and_layers[nxt])
+        if n * self.words * 8 > max_bytes:
+            return False
+        self._rand.zero_share_streams(
+            self.batch_id, nxt, self._alpha_own[:n], self._alpha_next[:n]
+        )
+        self._alpha_ready = nxt
+        return True
+
     def _step(
         self, prev_layer: np.ndarray, recv: np.ndarray, segment_index: int
     ) -> np.ndarray | None:
@@ -167,7 +236,9 @@ class PartyEvaluation:
             n = len(layer)
             alpha_own = self._alpha_own[:n]
             alpha_next = self._alpha_next[:n]
-            self._rand.zero_share_streams(self.batch_id, segment_index, alpha_own, alpha_next)
+            if self._alpha_ready != segment_index:
+                self._rand.zero_share_streams(self.batch_id, segment_index, alpha_own, alpha_next)
+            self._alpha_ready = -1
             if self._reuse:
                 send = self._send_ring[segment_index & 1][:n]
             else:

@@ -55,36 +55,39 @@ def _shift_rows(state: list[Byte], inverse: bool = False) -> list[Byte]:
     return [state[(j % 4) + 4 * ((j // 4 + sign * (j % 4)) % 4)] for j in range(16)]
 
 
+def _mix_column(b: GateBuilder, a: Sequence[Byte]) -> list[Byte]:
+    """One column times {03}x^3 + {01}x^2 + {01}x + {02} (FIPS-197 §5.1.3), 108 XOR.
+
+    b_r = 2a_r ^ 3a_{r+1} ^ a_{r+2} ^ a_{r+3} = xtime(a_r ^ a_{r+1}) ^ a_{r+1} ^ (a_{r+2} ^ a_{r+3}):
+    the four neighbour sums t_r = a_r ^ a_{r+1} are shared by two outputs each (the textbook
+    shared-subexpression form; the naive sum costs 140 XOR per column).
+    """
+    t = [_xor_bytes(b, a[r], a[(r + 1) % 4]) for r in range(4)]
+    return [
+        _xor_bytes(b, _xtime(b, t[r]), a[(r + 1) % 4], t[(r + 2) % 4]) for r in range(4)
+    ]
+
+
 def _mix_columns(b: GateBuilder, state: list[Byte]) -> list[Byte]:
-    # FIPS-197 §5.1.3: each column times {03}x^3 + {01}x^2 + {01}x + {02}
+    # FIPS-197 §5.1.3, column by column
     out: list[Byte] = []
     for c in range(4):
-        a = state[4 * c : 4 * c + 4]
-        a2 = [_xtime(b, x) for x in a]
-        for r in range(4):
-            # b_r = 2*a_r ^ 3*a_{r+1} ^ a_{r+2} ^ a_{r+3}
-            out.append(
-                _xor_bytes(
-                    b, a2[r], a2[(r + 1) % 4], a[(r + 1) % 4], a[(r + 2) % 4], a[(r + 3) % 4]
-                )
-            )
+        out.extend(_mix_column(b, state[4 * c : 4 * c + 4]))
     return out
 
 
 def _inv_mix_columns(b: GateBuilder, state: list[Byte]) -> list[Byte]:
-    # FIPS-197 §5.3.3: each column times {0b}x^3 + {0d}x^2 + {09}x + {0e}
+    # FIPS-197 §5.3.3: {0b}x^3 + {0d}x^2 + {09}x + {0e} = ({03}x^3 + {01}x^2 + {01}x + {02}) *
+    # ({04}x^2 + {05}) mod x^4 + 1 (the factorisation used by bitsliced AES implementations):
+    # first a_r ^= 4*(a_r ^ a_{r+2}), then MixColumns. About 170 XOR per column instead of 292.
     out: list[Byte] = []
     for c in range(4):
         a = state[4 * c : 4 * c + 4]
-        a2 = [_xtime(b, x) for x in a]
-        a4 = [_xtime(b, x) for x in a2]
-        a8 = [_xtime(b, x) for x in a4]
-        m9 = [_xor_bytes(b, a8[i], a[i]) for i in range(4)]
-        m11 = [_xor_bytes(b, m9[i], a2[i]) for i in range(4)]
-        m13 = [_xor_bytes(b, m9[i], a4[i]) for i in range(4)]
-        m14 = [_xor_bytes(b, a8[i], a4[i], a2[i]) for i in range(4)]
-        for r in range(4):
-            out.append(_xor_bytes(b, m14[r], m11[(r + 1) % 4], m13[(r + 2) % 4], m9[(r + 3) % 4]))
+        u = _xtime(b, _xtime(b, _xor_bytes(b, a[0], a[2])))
+        v = _xtime(b, _xtime(b, _xor_bytes(b, a[1], a[3])))
+        pre = [_xor_bytes(b, a[0], u), _xor_bytes(b, a[1], v),
+               _xor_bytes(b, a[2], u), _xor_bytes(b, a[3], v)]
+        out.extend(_mix_column(b, pre))
     return out
 
 
