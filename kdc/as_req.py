@@ -12,7 +12,6 @@ evaluate them in one batch.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from kdc import preauth
@@ -33,6 +32,7 @@ from kdc.messages.model import (
 )
 from kdc.policy import forwardable_allowed, renewable_allowed, ticket_times
 from kdc.principal import unparse_principal
+from kdc.transport import gather_eagerly
 
 if TYPE_CHECKING:
     from kdc.core import Kdc
@@ -95,7 +95,7 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     # Both lookups are metadata only; issue them together. A name in another realm is simply
     # not in our database (no cross-realm referrals in the first version).
     rec.step = "LOOKING_UP_CLIENT"
-    client, server = await asyncio.gather(kdc.keys.lookup(cname), kdc.keys.lookup(sname))
+    client, server = await gather_eagerly(kdc.keys.lookup(cname), kdc.keys.lookup(sname))
     if client is None:
         raise KdcError(C.KDC_ERR_C_PRINCIPAL_UNKNOWN, "CLIENT_NOT_FOUND")
     rec.step = "LOOKING_UP_SERVER"
@@ -187,7 +187,7 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     server_ref = KeyRef(server.name, server_key.kvno, server_key.etype)
     client_ref = KeyRef(client.name, client_key.kvno, client_key.etype)
     rec.step = "ENCRYPT_TICKET"
-    ticket_cipher, rep_cipher = await asyncio.gather(
+    ticket_cipher, rep_cipher = await gather_eagerly(
         kdc.keys.encrypt(server_ref, C.KU_TICKET, encode(enc_ticket)),
         kdc.keys.encrypt(client_ref, C.KU_AS_REP_ENC_PART, encode(enc_rep)),
     )

@@ -65,11 +65,27 @@ def enctype_label(etype: int) -> str:
 MAX_LOGGED_ETYPES = 32  # MIT lists all; a 64 KiB request could list ~20000, so we stop here
 
 
+# Texts of etype lists already seen (public data: clients send a handful of distinct lists).
+_KTYPES_CACHE: dict[tuple[int, ...], str] = {}
+_KTYPES_CACHE_MAX = 256
+
+
 def ktypes_text(etypes: Iterable[int]) -> str:
     """MIT ``ktypes2str``: ``2 etypes {aes256-cts-hmac-sha1-96(18), aes128-...(17)}``.
 
     Lists at most MAX_LOGGED_ETYPES (then ``, ...``) so one request cannot flood the log.
     """
+    if type(etypes) is tuple and len(etypes) <= MAX_LOGGED_ETYPES:
+        text = _KTYPES_CACHE.get(etypes)
+        if text is None:
+            text = _ktypes_text(etypes)
+            if len(_KTYPES_CACHE) < _KTYPES_CACHE_MAX:
+                _KTYPES_CACHE[etypes] = text
+        return text
+    return _ktypes_text(etypes)
+
+
+def _ktypes_text(etypes: Iterable[int]) -> str:
     ets = list(etypes)
     text = ", ".join(enctype_label(e) for e in ets[:MAX_LOGGED_ETYPES])
     if len(ets) > MAX_LOGGED_ETYPES:
@@ -77,8 +93,21 @@ def ktypes_text(etypes: Iterable[int]) -> str:
     return f"{len(ets)} etypes {{{text}}}"
 
 
+_REP_ETYPES_CACHE: dict[tuple, str] = {}
+
+
 def rep_etypes_text(rep: int | None, tkt: int | None = None, ses: int | None = None) -> str:
     """MIT ``rep_etypes2str``: ``etypes {rep=..., tkt=..., ses=...}`` (tkt/ses when known)."""
+    key = (rep, tkt, ses)
+    text = _REP_ETYPES_CACHE.get(key)
+    if text is None:
+        text = _rep_etypes_text(rep, tkt, ses)
+        if len(_REP_ETYPES_CACHE) < _KTYPES_CACHE_MAX:
+            _REP_ETYPES_CACHE[key] = text
+    return text
+
+
+def _rep_etypes_text(rep: int | None, tkt: int | None, ses: int | None) -> str:
     parts = [f"rep={enctype_label(rep or 0)}"]
     if tkt is not None:
         parts.append(f"tkt={enctype_label(tkt)}")
@@ -89,7 +118,10 @@ def rep_etypes_text(rep: int | None, tkt: int | None = None, ses: int | None = N
 
 def printable(text: str, limit: int = MAX_LOGGED_NAME) -> str:
     """Control characters escaped and the length limited (MIT ``limit_string``)."""
-    out = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    if text.isprintable():  # the usual case: nothing to escape
+        out = text
+    else:
+        out = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
     if len(out) >= limit:
         out = out[: limit - 4] + "..."
     return out
@@ -217,8 +249,15 @@ class RequestLog:
         self.audit = audit
 
     def emit(self, record: RequestRecord) -> None:
+        logger = self.logger
         try:
-            self.logger.info("%s", record.line())
+            if logger.isEnabledFor(logging.INFO):
+                # Logger.info() would also walk the stack to find the caller's file and line,
+                # which the MIT-shaped line does not show; build the record directly instead.
+                logger.handle(logger.makeRecord(
+                    logger.name, logging.INFO, __file__, 0, record.line(), (), None,
+                    "emit",
+                ))
         except Exception:  # a broken log handler must not break the KDC
             pass
         if self.audit is not None:

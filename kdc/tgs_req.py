@@ -23,7 +23,6 @@ until it expires).
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from kdc import crypto
@@ -61,6 +60,7 @@ from kdc.policy import (
     ticket_times,
 )
 from kdc.principal import unparse_principal
+from kdc.transport import gather_eagerly
 
 if TYPE_CHECKING:
     from kdc.core import Kdc
@@ -173,7 +173,7 @@ async def process_tgs_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float)
     # The TGT decryption (MPC) and the service lookup (metadata) are independent.
     sname_text = rec.server
     lookup = kdc.keys.lookup(sname_text) if sname_text is not None else _none()
-    tgt_result, server_result = await asyncio.gather(
+    tgt_result, server_result = await gather_eagerly(
         _decrypt_tgt(kdc, ticket), lookup, return_exceptions=True
     )
     if isinstance(tgt_result, BaseException):

@@ -15,6 +15,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 BLOCK = 16
 _ZERO_IV = bytes(BLOCK)
+# Mode objects are immutable values; building them costs more than a block of AES, so the
+# two every context uses are made once.
+_CBC_ZERO_IV = modes.CBC(_ZERO_IV)
+_ECB = modes.ECB()
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -38,7 +42,7 @@ class AesCts:
         if len(key) not in (16, 24, 32):
             raise ValueError("AES key must be 16, 24 or 32 octets")
         self._alg = algorithms.AES(key)
-        self._cbc = Cipher(self._alg, modes.CBC(_ZERO_IV)).encryptor()
+        self._cbc = Cipher(self._alg, _CBC_ZERO_IV).encryptor()
         self._state = _ZERO_IV  # chaining value of self._cbc
         self._ecb_dec = None
 
@@ -47,15 +51,17 @@ class AesCts:
 
     def _cbc_encrypt(self, blocks: bytes, iv: bytes) -> bytes:
         """Plain CBC of whole blocks with ``iv``, on the long-lived context."""
-        first = _xor(blocks[:BLOCK], _xor(iv, self._state) if iv != _ZERO_IV else self._state)
-        out = self._cbc.update(first + blocks[BLOCK:])
+        mask = _xor(iv, self._state) if iv != _ZERO_IV else self._state
+        # A fresh context (zero chaining state) with a zero IV needs no correction.
+        data = blocks if mask == _ZERO_IV else _xor(blocks[:BLOCK], mask) + blocks[BLOCK:]
+        out = self._cbc.update(data)
         self._state = out[-BLOCK:]
         return out
 
     def _decryptor(self):
         dec = self._ecb_dec
         if dec is None:
-            dec = self._ecb_dec = Cipher(self._alg, modes.ECB()).decryptor()
+            dec = self._ecb_dec = Cipher(self._alg, _ECB).decryptor()
         return dec
 
     def encrypt_block(self, block: bytes) -> bytes:
@@ -94,6 +100,12 @@ class AesCts:
         # CBC decryption is parallel: P[i] = D(C[i]) ^ C[i-1]
         p = _xor(dec.update(chain), iv + chain[:-BLOCK])
         return p + p_last
+
+
+def ecb_encryptor(key: bytes):
+    """An AES-ECB encryption context: ``.update(whole blocks)`` encrypts independent blocks in
+    one call (DR of several constants at once, RFC 3961 §5.1)."""
+    return Cipher(algorithms.AES(key), _ECB).encryptor()
 
 
 def cts_next_iv(ciphertext: bytes) -> bytes:

@@ -12,7 +12,7 @@ import hmac
 from collections import OrderedDict
 from functools import lru_cache
 
-from .cts import BLOCK, AesCts
+from .cts import BLOCK, AesCts, ecb_encryptor
 from .keys import Key, UsageKeys
 from .nfold import nfold
 from .profiles import profile
@@ -75,21 +75,34 @@ def derive_key(key: Key | bytes, constant: bytes) -> bytes:
     return derive_random(raw, constant)
 
 
+@lru_cache(maxsize=1024)
+def _usage_blocks(usage: int) -> bytes:
+    # Public data only: n-fold of the Ke, Ki and Kc constants of one usage, concatenated.
+    return b"".join(_folded(usage_constant(usage, kind)) for kind in (KE, KI, KC))
+
+
 def usage_keys(key: Key, usage: int) -> UsageKeys:
-    """Ke, Ki and Kc of ``key`` for ``usage`` (RFC 3961 §5.3 simplified profile)."""
+    """Ke, Ki and Kc of ``key`` for ``usage`` (RFC 3961 §5.3 simplified profile).
+
+    The three DR chains (RFC 3961 §5.1: K1 = E(n-fold(constant)), K(i+1) = E(Ki)) advance
+    together under one key schedule: each step is one ECB call over the three current blocks.
+    """
     n = profile(key.etype).key_bytes
-    aes = AesCts(key.contents)  # one key schedule for all three derivations
-    return UsageKeys(
-        ke=derive_random(aes, usage_constant(usage, KE), n),
-        ki=derive_random(aes, usage_constant(usage, KI), n),
-        kc=derive_random(aes, usage_constant(usage, KC), n),
-    )
+    ecb = ecb_encryptor(key.contents)
+    blocks = _usage_blocks(usage)
+    ke = ki = kc = b""
+    while len(ke) < n:
+        blocks = ecb.update(blocks)
+        ke += blocks[:BLOCK]
+        ki += blocks[BLOCK : 2 * BLOCK]
+        kc += blocks[2 * BLOCK :]
+    return UsageKeys(ke=ke[:n], ki=ki[:n], kc=kc[:n])
 
 
 class PreparedUsage:
     """Ready-to-use crypto state for one (key, usage): CTS cipher under Ke, HMAC under Ki/Kc."""
 
-    __slots__ = ("keys", "cipher", "ki_mac", "kc_mac", "mac_bytes", "cksumtype")
+    __slots__ = ("keys", "cipher", "ki_mac", "_kc_mac", "mac_bytes", "cksumtype")
 
     def __init__(self, key: Key, usage: int) -> None:
         p = profile(key.etype)
@@ -97,9 +110,17 @@ class PreparedUsage:
         self.cipher = AesCts(self.keys.ke)
         # Keyed HMAC templates: .copy() skips re-hashing the key pads for each message.
         self.ki_mac = hmac.new(self.keys.ki, digestmod=hashlib.sha1)
-        self.kc_mac = hmac.new(self.keys.kc, digestmod=hashlib.sha1)
+        self._kc_mac = None  # made on first use: most usages never make a checksum
         self.mac_bytes = p.mac_bytes
         self.cksumtype = p.cksumtype
+
+    @property
+    def kc_mac(self):
+        """HMAC-SHA1 template keyed with Kc (checksums, RFC 3962 §7)."""
+        mac = self._kc_mac
+        if mac is None:
+            mac = self._kc_mac = hmac.new(self.keys.kc, digestmod=hashlib.sha1)
+        return mac
 
     def __repr__(self) -> str:
         return "PreparedUsage(<redacted>)"

@@ -16,6 +16,7 @@ Two RFC 4120 rules shape it beyond plain DER:
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 from .model import (
@@ -173,11 +174,25 @@ def _fields(d: bytes, s: int, e: int, n: int) -> list:
     out = [None] * n
     last = -1
     while s < e:
-        t, cs, ce = _hdr(d, s, e)
+        # Short-form lengths (under 128 octets, most fields) are read inline; _hdr does the
+        # rest. Both paths apply the same checks.
+        if e - s >= 2 and d[s + 1] < 0x80:
+            t = d[s]
+            cs = s + 2
+            ce = cs + d[s + 1]
+            if ce > e:
+                raise DecodeError("length beyond end of data")
+        else:
+            t, cs, ce = _hdr(d, s, e)
         k = t - 0xA0
         if k <= last or k >= n:
             raise DecodeError("unexpected, repeated or out-of-order field")
-        it, is_, ie = _hdr(d, cs, ce)
+        if ce - cs >= 2 and d[cs + 1] < 0x80:
+            it = d[cs]
+            is_ = cs + 2
+            ie = is_ + d[cs + 1]
+        else:
+            it, is_, ie = _hdr(d, cs, ce)
         if ie != ce:
             raise DecodeError("trailing data in tagged field")
         out[k] = (it, is_, ie, cs)
@@ -218,8 +233,15 @@ def _items(d: bytes, f) -> list:
     s, e = f[1], f[2]
     out = []
     while s < e:
-        t, cs, ce = _hdr(d, s, e)
-        out.append((t, cs, ce, s))
+        if e - s >= 2 and d[s + 1] < 0x80:  # short-form length inline, as in _fields
+            cs = s + 2
+            ce = cs + d[s + 1]
+            if ce > e:
+                raise DecodeError("length beyond end of data")
+            out.append((d[s], cs, ce, s))
+        else:
+            t, cs, ce = _hdr(d, s, e)
+            out.append((t, cs, ce, s))
         s = ce
     return out
 
@@ -251,6 +273,9 @@ def _int(d: bytes, f, lo: int, hi: int) -> int:
 
 
 def _int32(d: bytes, f) -> int:
+    if f is not None and f[0] == 0x02 and f[2] - f[1] == 1:  # one octet: always in range
+        v = d[f[1]]
+        return v - 256 if v > 127 else v
     return _int(d, f, INT32_MIN, INT32_MAX)
 
 
@@ -286,12 +311,26 @@ def _string(d: bytes, f) -> str:
         raise DecodeError("KerberosString is not UTF-8") from None
 
 
+# Decoded public values that recur from request to request (the current second's times,
+# principal names), by their exact DER bytes. Bounded; a full dictionary is emptied.
+_DECODE_CACHE_MAX = 4096
+_TIME_VALUES: dict[bytes, int] = {}
+_PRINCIPAL_VALUES: dict[bytes, PrincipalName] = {}
+
+
 def _time(d: bytes, f) -> int:
     if f is None:
         raise _missing()
     if f[0] != 0x18:
         raise DecodeError("expected GeneralizedTime")
-    return parse_kerberos_time(d[f[1] : f[2]])
+    text = d[f[1] : f[2]]
+    value = _TIME_VALUES.get(text)
+    if value is None:
+        value = parse_kerberos_time(text)  # raises on anything invalid: never cached
+        if len(_TIME_VALUES) >= _DECODE_CACHE_MAX:
+            _TIME_VALUES.clear()
+        _TIME_VALUES[text] = value
+    return value
 
 
 def _flags(d: bytes, f) -> int:
@@ -323,8 +362,17 @@ def _opt(fn, d, f):
 
 
 def _dec_principal(d, f) -> PrincipalName:
-    fs = _seq(d, f, 2)
-    return PrincipalName(_int32(d, fs[0]), tuple([_string(d, x) for x in _items(d, fs[1])]))
+    if f is None:
+        raise _missing()
+    der = d[f[3] : f[2]]  # the whole TLV: its decoding depends on nothing else
+    name = _PRINCIPAL_VALUES.get(der)
+    if name is None:
+        fs = _seq(d, f, 2)
+        name = PrincipalName(_int32(d, fs[0]), tuple([_string(d, x) for x in _items(d, fs[1])]))
+        if len(_PRINCIPAL_VALUES) >= _DECODE_CACHE_MAX:
+            _PRINCIPAL_VALUES.clear()
+        _PRINCIPAL_VALUES[der] = name
+    return name
 
 
 def _dec_encrypted_data(d, f) -> EncryptedData:
@@ -399,12 +447,24 @@ def _dec_etype_info2(d, f) -> tuple[EtypeInfo2Entry, ...]:
     return entries
 
 
+_TICKET_VALUES: dict[bytes, Ticket] = {}
+
+
 def _dec_ticket(d, f) -> Ticket:
+    # A Ticket is public (its enc-part is ciphertext) and a client sends the same TGT with
+    # every TGS-REQ, so decoded tickets are remembered by their DER bytes like names.
     if f is None:
         raise _missing()
-    fs = _app_seq(d, f, 1, 4)
-    _const(d, fs[0], 5)
-    return Ticket(_string(d, fs[1]), _dec_principal(d, fs[2]), _dec_encrypted_data(d, fs[3]))
+    der = d[f[3] : f[2]]
+    ticket = _TICKET_VALUES.get(der)
+    if ticket is None:
+        fs = _app_seq(d, f, 1, 4)
+        _const(d, fs[0], 5)
+        ticket = Ticket(_string(d, fs[1]), _dec_principal(d, fs[2]), _dec_encrypted_data(d, fs[3]))
+        if len(_TICKET_VALUES) >= _DECODE_CACHE_MAX // 4:
+            _TICKET_VALUES.clear()
+        _TICKET_VALUES[der] = ticket
+    return ticket
 
 
 def _dec_enc_ticket_part(d, f) -> EncTicketPart:
@@ -424,6 +484,23 @@ def _dec_enc_ticket_part(d, f) -> EncTicketPart:
     )
 
 
+_ETYPE_LISTS: dict[bytes, tuple[int, ...]] = {}
+
+
+def _dec_etype_list(d, f) -> tuple[int, ...]:
+    """SEQUENCE OF Int32 (KDC-REQ-BODY etype); clients send the same few lists every time."""
+    if f is None:
+        raise _missing()
+    der = d[f[3] : f[2]]
+    etypes = _ETYPE_LISTS.get(der)
+    if etypes is None:
+        etypes = tuple([_int32(d, x) for x in _items(d, f)])
+        if len(_ETYPE_LISTS) >= 256:
+            _ETYPE_LISTS.clear()
+        _ETYPE_LISTS[der] = etypes
+    return etypes
+
+
 def _dec_kdc_req_body(d, f) -> KdcReqBody:
     fs = _seq(d, f, 12)
     return KdcReqBody(
@@ -435,7 +512,7 @@ def _dec_kdc_req_body(d, f) -> KdcReqBody:
         till=_opt(_time, d, fs[5]),
         rtime=_opt(_time, d, fs[6]),
         nonce=_uint32(d, fs[7]),
-        etype=tuple([_int32(d, x) for x in _items(d, fs[8])]),
+        etype=_dec_etype_list(d, fs[8]),
         addresses=_opt(_dec_addresses, d, fs[9]),
         enc_authorization_data=_opt(_dec_encrypted_data, d, fs[10]),
         additional_tickets=_opt(_seq_of(_dec_ticket), d, fs[11]),
@@ -642,14 +719,25 @@ def decode_message(data: bytes) -> KdcReq | KdcRep | KrbError | ApReq | ApRep:
 # --- encoding primitives ------------------------------------------------------------------------
 
 
+# Header octets via struct: several times cheaper than bytes((...)) of a tuple.
+_pack_2 = struct.Struct("BB").pack
+_pack_3 = struct.Struct("BBB").pack
+_pack_len2 = struct.Struct(">BBH").pack
+_FLAGS_STRUCT = struct.Struct(">B4sI")  # [k] 07, then BIT STRING 03 05 00 and 32 bits
+
+
+def _pack_flags(tag: int, value: int) -> bytes:
+    return _FLAGS_STRUCT.pack(tag, b"\x07\x03\x05\x00", value)
+
+
 def _tlv(tag: int, body: bytes) -> bytes:
     n = len(body)
     if n < 0x80:
-        return bytes((tag, n)) + body
+        return _pack_2(tag, n) + body
     if n < 0x100:
-        return bytes((tag, 0x81, n)) + body
+        return _pack_3(tag, 0x81, n) + body
     if n < 0x10000:
-        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + body
+        return _pack_len2(tag, 0x82, n) + body
     if n <= MAX_LENGTH:
         return bytes((tag, 0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF)) + body
     raise EncodeError("value too long")
@@ -661,15 +749,17 @@ def _e_int(v: int, lo: int, hi: int) -> bytes:
     if v < lo or v > hi:
         raise EncodeError("INTEGER out of range")
     if -128 <= v <= 127:
-        return bytes((2, 1, v & 0xFF))
+        return _pack_3(2, 1, v & 0xFF)
     n = (v.bit_length() + 8) >> 3 if v >= 0 else ((~v).bit_length() + 8) >> 3
-    return bytes((2, n)) + v.to_bytes(n, "big", signed=True)
+    return _pack_2(2, n) + v.to_bytes(n, "big", signed=True)
 
 
 _INT32_FIELD_CACHE: dict[tuple[int, int], bytes] = {}
 
 
 def _f_int32(k: int, v: int) -> bytes:
+    if type(v) is not int:  # True == 1: a bool must not find 1's cached encoding
+        return _tlv(0xA0 | k, _e_int(v, INT32_MIN, INT32_MAX))
     key = (k, v)
     out = _INT32_FIELD_CACHE.get(key)
     if out is None:
@@ -688,6 +778,8 @@ def _f_usec(k: int, v: int) -> bytes:
 
 
 def _e_octets(v: bytes) -> bytes:
+    if type(v) is bytes:
+        return _tlv(0x04, v)
     if not isinstance(v, bytes | bytearray | memoryview):
         raise EncodeError("OCTET STRING field is not bytes")
     return _tlv(0x04, bytes(v))
@@ -706,7 +798,28 @@ def _e_string(v: str) -> bytes:
         raise EncodeError("KerberosString is not encodable as UTF-8") from None
 
 
+# Encodings of public values that recur in every reply (realm names, principal names, the
+# current second's times) are remembered in small bounded dictionaries: they are never secret,
+# and a full dictionary is simply emptied. Only exact types are cached (``True == 1``).
+_CACHE_MAX = 4096
+_STRING_FIELDS: dict[tuple[int, str], bytes] = {}
+_TIME_FIELDS: dict[tuple[int, int], bytes] = {}
+_PRINCIPALS: dict[tuple[int, tuple], bytes] = {}
+
+
+def _remember(cache: dict, key, value: bytes) -> bytes:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _f_string(k: int, v: str) -> bytes:
+    if type(v) is str:
+        out = _STRING_FIELDS.get((k, v))
+        if out is None:
+            out = _remember(_STRING_FIELDS, (k, v), _tlv(0xA0 | k, _e_string(v)))
+        return out
     return _tlv(0xA0 | k, _e_string(v))
 
 
@@ -714,14 +827,20 @@ _TIME_HDR = b"\x18\x0f"
 
 
 def _f_time(k: int, v: int) -> bytes:
-    return bytes((0xA0 | k, 17)) + _TIME_HDR + format_kerberos_time(v)
+    if type(v) is int:
+        out = _TIME_FIELDS.get((k, v))
+        if out is None:
+            out = _remember(_TIME_FIELDS, (k, v),
+                            _pack_2(0xA0 | k, 17) + _TIME_HDR + format_kerberos_time(v))
+        return out
+    return _pack_2(0xA0 | k, 17) + _TIME_HDR + format_kerberos_time(v)
 
 
 def _f_flags(k: int, v: int) -> bytes:
     if type(v) is not int or not 0 <= v <= UINT32_MAX:
         raise EncodeError("KerberosFlags out of range")
     # RFC 4120 §5.2.8 / MIT: always 32 bits, even where DER would drop trailing zero bits
-    return bytes((0xA0 | k, 7, 3, 5, 0)) + v.to_bytes(4, "big")
+    return _pack_flags(0xA0 | k, v)
 
 
 def _seq_body(parts: list[bytes]) -> bytes:
@@ -736,6 +855,20 @@ def _f(k: int, inner: bytes) -> bytes:
 
 
 def _enc_principal(p: PrincipalName) -> bytes:
+    name_type, components = p.name_type, p.components
+    if type(name_type) is int and type(components) is tuple:
+        key = (name_type, components)
+        try:
+            out = _PRINCIPALS.get(key)
+        except TypeError:  # an unhashable component: not a valid name, let the encoder say so
+            return _enc_principal_uncached(p)
+        if out is None:
+            out = _remember(_PRINCIPALS, key, _enc_principal_uncached(p))
+        return out
+    return _enc_principal_uncached(p)
+
+
+def _enc_principal_uncached(p: PrincipalName) -> bytes:
     names = b"".join([_e_string(c) for c in p.components])
     return _seq_body([_f_int32(0, p.name_type), _f(1, _tlv(0x30, names))])
 
