@@ -39,6 +39,9 @@ import pytest
 
 from tests.vectors import PROJECT_ROOT
 
+# The reference key service (clear keys) is refused outside tests; this realm is a test realm.
+os.environ.setdefault("MPCKDC_TESTING_REFERENCE", "1")
+
 REALM = "EXAMPLE.COM"
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 SERVICE = "HTTP/localhost"

@@ -27,7 +27,6 @@ from kdc.crypto import Key, decrypt
 from kdc.messages import decode, decode_message
 from kdc.messages.constants import FORWARDABLE, INITIAL, PRE_AUTHENT, RENEWABLE
 from kdc.messages.model import EncTicketPart, KdcRep, KrbError, Ticket
-from tests.mit_kdc import free_port
 from tests.realm import (
     MIT_CLIENTS,
     PROJECT_ROOT,
@@ -263,59 +262,6 @@ def _read_frame(s: socket.socket) -> bytes:
 
 
 # -- the embedded realm (`mpckdc up`) ------------------------------------------------------------
-
-
-def test_mpckdc_up_serves_demo_realm_to_mit_kinit(tmp_path):
-    """`mpckdc up` initialises its directory, warns about the reference key service, serves the
-    demo user to MIT kinit/kvno with the krb5.conf it wrote, and stops cleanly on SIGTERM."""
-    directory = tmp_path / "data"
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kdc.cli", "up", "--dir", str(directory), "--port", str(port)],
-        cwd=PROJECT_ROOT, env=child_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        out = "".join(lines)
-        assert "Press Ctrl-C" in out, out + proc.stderr.read() if proc.poll() is not None else out
-        assert f"KRB5_CONFIG={directory}/krb5.conf" in out and "kinit demo@EXAMPLE.COM" in out
-        env = {k: v for k, v in child_env().items()}
-        env["KRB5_CONFIG"] = str(directory / "krb5.conf")
-        env["KRB5CCNAME"] = f"FILE:{tmp_path}/demo.ccache"
-        kinit = subprocess.run(
-            [find_program("kinit"), "demo@EXAMPLE.COM"], input="demo-password\n",
-            env=env, capture_output=True, text=True, timeout=30,
-        )
-        assert kinit.returncode == 0, kinit.stderr
-        kvno = subprocess.run(
-            [find_program("kvno"), "HTTP/localhost@EXAMPLE.COM"],
-            env=env, capture_output=True, text=True, timeout=30,
-        )
-        assert kvno.returncode == 0, kvno.stderr
-        keytab = read_keytab(str(directory / "http.keytab"))
-        assert {e.key.etype for e in keytab} == {17, 18}
-        assert all(e.principal == HTTP for e in keytab)
-    finally:
-        proc.terminate()
-        try:
-            rest_out, err = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rest_out, err = proc.communicate(timeout=15)
-    assert proc.returncode == 0
-    assert "REFERENCE key service" in err and "IN THE CLEAR" in err
-    assert 'password "demo-password"' in err
-    assert "Stopped." in rest_out
-    assert "Traceback" not in err
 
 
 def _children(pid: int) -> set[int]:
