@@ -15,8 +15,9 @@ Example (``config/one-machine.toml`` has a commented one)::
     tcp = ["127.0.0.1:60088"]    # port 0: any free port, the same for UDP and TCP of a host
 
     [keyservice]
-    kind = "reference"           # clear keys in a JSON file: tests and demos only
-    database = "reference-db.json"   # relative paths are relative to this file
+    kind = "mpc"                 # keys as shares on three MPC nodes (the product)
+    client_config = "cluster/client.toml"   # relative paths are relative to this file
+    timeout = 1.8                # seconds before a request gets KDC_ERR_SVC_UNAVAILABLE
 
     [log]
     file = "kdc.log"             # MIT-shaped lines; absent: standard error
@@ -25,6 +26,9 @@ Example (``config/one-machine.toml`` has a commented one)::
 
     [server]
     workers = 1                  # >1: that many processes sharing the port (SO_REUSEPORT)
+
+    [metrics]                    # optional: Prometheus text at http://listen/metrics
+    listen = "127.0.0.1:9188"    # worker i of N serves port + i (port 0: any free port)
 
     [limits]                     # optional, see kdc.transport.TransportLimits
     max_request_bytes = 65536
@@ -55,7 +59,17 @@ REALM_KEYS = (
     "lookaside_entries",
     "lookaside_bytes",
 )
-KEYSERVICE_KINDS = ("reference",)
+KEYSERVICE_KINDS = ("mpc", "reference")
+# The reference key service keeps clear keys in a JSON file: tests only. A config naming it
+# is refused unless the test harness sets this variable to "1" in the KDC's environment.
+TESTING_REFERENCE_ENV = "MPCKDC_TESTING_REFERENCE"
+
+
+def reference_allowed() -> bool:
+    """True only inside the test harness (``MPCKDC_TESTING_REFERENCE=1``)."""
+    import os
+
+    return os.environ.get(TESTING_REFERENCE_ENV) == "1"
 
 
 class ConfigError(ValueError):
@@ -95,7 +109,9 @@ def parse_address(text: str) -> ListenAddress:
 @dataclass(frozen=True)
 class KeyServiceConfig:
     kind: str
-    database: Path | None = None
+    database: Path | None = None  # kind "reference" (tests only)
+    client_config: Path | None = None  # kind "mpc": the cluster's client.toml
+    timeout: float = 1.8  # kind "mpc": seconds before KeyServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,7 @@ class FrontEndConfig:
     workers: int = 1
     limits: TransportLimits = field(default_factory=TransportLimits)
     path: Path | None = None
+    metrics_listen: ListenAddress | None = None  # [metrics] listen: Prometheus /metrics over HTTP
 
     @property
     def realm_name(self) -> str:
@@ -173,15 +190,7 @@ def parse_config(data: dict, base_dir: Path | str = ".", path: Path | None = Non
         raise ConfigError("[listen] needs at least one udp or tcp address")
 
     ks = _table(data, "keyservice", required=True)
-    kind = ks.get("kind")
-    if kind not in KEYSERVICE_KINDS:
-        raise ConfigError(
-            f"[keyservice] kind {kind!r} is not available in this version "
-            f"(available: {', '.join(KEYSERVICE_KINDS)})"
-        )
-    database = _path(base, ks.get("database"), "[keyservice] database")
-    if database is None:
-        raise ConfigError("[keyservice] database is required for kind = \"reference\"")
+    keyservice = _keyservice(ks, base)
 
     log_table = _table(data, "log")
     level = log_table.get("level", "info")
@@ -208,14 +217,52 @@ def parse_config(data: dict, base_dir: Path | str = ".", path: Path | None = Non
         realm=realm,
         udp=udp,
         tcp=tcp,
-        keyservice=KeyServiceConfig(kind, database),
+        keyservice=keyservice,
         log_file=_path(base, log_table.get("file"), "[log] file"),
         log_level=level,
         audit_file=_path(base, log_table.get("audit"), "[log] audit"),
         workers=workers,
         limits=TransportLimits(**limit_values),
         path=path,
+        metrics_listen=_metrics_listen(_table(data, "metrics")),
     )
+
+
+def _metrics_listen(table: dict) -> ListenAddress | None:
+    """``[metrics] listen = "host:port"`` (absent: no metrics endpoint). With N workers, worker
+    i serves port + i (port 0: each worker its own free port; the ready file lists them)."""
+    unknown = sorted(set(table) - {"listen"})
+    if unknown:
+        raise ConfigError(f"[metrics]: unknown key(s) {', '.join(unknown)}")
+    if "listen" not in table:
+        return None
+    if not isinstance(table["listen"], str):
+        raise ConfigError('[metrics] listen must be a "host:port" string')
+    return parse_address(table["listen"])
+
+
+def _keyservice(ks: dict, base: Path) -> KeyServiceConfig:
+    kind = ks.get("kind")
+    if kind not in KEYSERVICE_KINDS or (kind == "reference" and not reference_allowed()):
+        raise ConfigError(
+            f"[keyservice] kind {kind!r} is not available (use kind = \"mpc\" with "
+            "client_config = the MPC cluster's client.toml)"
+        )
+    if kind == "reference":
+        database = _path(base, ks.get("database"), "[keyservice] database")
+        if database is None:
+            raise ConfigError("[keyservice] database is required for kind = \"reference\"")
+        return KeyServiceConfig(kind, database=database)
+    client_config = _path(base, ks.get("client_config"), "[keyservice] client_config")
+    if client_config is None:
+        raise ConfigError("[keyservice] client_config (the MPC cluster's client.toml) is required")
+    timeout = ks.get("timeout", 1.8)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 60:
+        raise ConfigError("[keyservice] timeout must be a number of seconds from 0 to 60")
+    unknown = sorted(set(ks) - {"kind", "client_config", "timeout"})
+    if unknown:
+        raise ConfigError(f"[keyservice]: unknown key(s) {', '.join(unknown)}")
+    return KeyServiceConfig(kind, client_config=client_config, timeout=float(timeout))
 
 
 def load_config(path: Path | str) -> FrontEndConfig:

@@ -6,6 +6,13 @@ bound; the others bind their own sockets to the same addresses with SO_REUSEPORT
 spreads datagrams and connections over the workers (MIT's ``krb5kdc -w N`` shares one socket
 instead). SIGTERM or SIGINT stops everything cleanly.
 
+With ``[metrics] listen = "host:port"`` each worker serves Prometheus text at
+``http://host:port/metrics`` (``kdc.metrics.KdcMetrics``: requests by type/status/outcome,
+latency histograms, lookaside hits, transport counters). Every worker process has its own
+registry, so worker i listens on port + i (port 0: each its own free port); the parent binds
+these sockets up front and lists them, in worker order, under "metrics" in the ready file.
+A scraper sums the workers.
+
 Logging follows MIT krb5kdc's file format, one line per event::
 
     Nov 27 07:51:16 host mpckdc[1234](info): AS_REQ (2 etypes {18 17}) 127.0.0.1: ISSUE: ...
@@ -47,11 +54,17 @@ class MitLogFormatter(logging.Formatter):
         super().__init__()
         self.program = program
         self.host = socket.gethostname()
+        self._stamp_second = -1  # the time stamp only changes once a second: reuse it
+        self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%b %d %H:%M:%S", time.localtime(record.created))
+        second = int(record.created)
+        if second != self._stamp_second:
+            self._stamp = time.strftime("%b %d %H:%M:%S", time.localtime(second))
+            self._stamp_second = second
         level = _MIT_LEVELS.get(record.levelname, record.levelname.lower())
-        line = f"{stamp} {self.host} {self.program}[{record.process}]({level}): {record.getMessage()}"
+        line = (f"{self._stamp} {self.host} {self.program}[{record.process}]({level}): "
+                f"{record.getMessage()}")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -69,6 +82,10 @@ def setup_logging(log_file: Path | None, level: str = "info") -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(MitLogFormatter())
+    # The MIT line format shows the process id but no thread or process names: do not collect
+    # them for every record (the logging HOWTO's "Optimization" settings).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
@@ -79,25 +96,46 @@ class AuditLog:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        # One unbuffered append per event: each line reaches the file before the reply is
+        # sent, with one write(2) and no text-layer buffering in between.
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        # One encoder for every event (json.dumps with options builds a new one per call).
+        self._encode = json.JSONEncoder(default=str, sort_keys=True, ensure_ascii=True).encode
 
     def __call__(self, event: dict) -> None:
         try:
-            self._file.write(json.dumps(event, default=str, sort_keys=True) + "\n")
+            if self._fd is None:
+                raise ValueError("audit log closed")
+            os.write(self._fd, (self._encode(event) + "\n").encode("ascii"))
         except (OSError, ValueError):
             log.warning("audit event not written")
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def build_key_service(config: FrontEndConfig):
-    """The key service named in [keyservice]; only the reference one exists in this version."""
-    if config.keyservice.kind == "reference":
+    """The key service named in [keyservice]: the MPC one (the product), or the reference
+    one only when the test harness allows it (kdc.config.reference_allowed)."""
+    from kdc.config import ConfigError, reference_allowed
+
+    ks = config.keyservice
+    if ks.kind == "mpc":
+        from kdc.keyservice.mpc import MpcKeyService
+
+        try:
+            return MpcKeyService(ks.client_config, config.realm_name, timeout=ks.timeout)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(
+                f"[keyservice] client_config {ks.client_config}: unusable ({exc})"
+            ) from None
+    if ks.kind == "reference" and reference_allowed():
         from kdc.keyservice.reference import ReferenceKeyService
 
-        return ReferenceKeyService.load(config.keyservice.database)
-    raise ValueError(f"key service {config.keyservice.kind!r} is not available in this version")
+        return ReferenceKeyService.load(ks.database)
+    raise ConfigError(f"key service {ks.kind!r} is not available")
 
 
 def build_kdc(config: FrontEndConfig, audit: Callable[[dict], None] | None = None):
@@ -205,18 +243,31 @@ async def serve_sockets(
     *,
     handler=None,
     stats: TransportStats | None = None,
+    metrics_sock: socket.socket | None = None,
 ) -> None:
-    """Serve already-bound sockets until ``stop`` is set."""
+    """Serve already-bound sockets until ``stop`` is set (and /metrics on ``metrics_sock``)."""
     loop = asyncio.get_running_loop()
     audit = AuditLog(config.audit_file) if config.audit_file else None
+    metrics = None
+    if metrics_sock is not None:
+        from kdc.metrics import KdcMetrics, Registry, tee
+
+        registry = Registry()
+        metrics = KdcMetrics(registry)
     if handler is None:
-        handler = build_kdc(config, audit).handle
+        sink = tee(audit, metrics.audit) if metrics is not None else audit
+        handler = build_kdc(config, sink).handle
     stats = stats or TransportStats()
+    if metrics is not None:
+        metrics.bind_transport(stats)
+    metrics_runner = None
     log.info("worker serving %s on the %s event loop", describe(sockets), type(loop).__module__)
     tcp_shared = TcpConnections(handler, config.realm_name, config.limits, stats)
     servers: list[asyncio.AbstractServer] = []
     datagram_transports: list[asyncio.BaseTransport] = []
     try:
+        if metrics is not None:
+            metrics_runner = await serve_metrics(registry, metrics_sock)
         for b in sockets:
             if b.kind == "udp":
                 transport, _ = await loop.create_datagram_endpoint(
@@ -237,6 +288,8 @@ async def serve_sockets(
             transport.close()
         for server in servers:
             await server.wait_closed()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         if audit is not None:
             audit.close()
         log.info(
@@ -246,6 +299,39 @@ async def serve_sockets(
             stats.udp_dropped_overload,
             stats.tcp_refused_overload,
         )
+
+
+async def serve_metrics(registry, sock: socket.socket):
+    """Serve ``registry`` at GET /metrics on a bound listening socket; returns the aiohttp
+    AppRunner (``await runner.cleanup()`` stops it)."""
+    from aiohttp import web
+
+    from kdc.metrics import make_app
+
+    runner = web.AppRunner(make_app(registry), access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+def bind_metrics_sockets(config: FrontEndConfig, workers: int) -> list[socket.socket]:
+    """One listening socket per worker for ``[metrics] listen`` (worker i: port + i, or any
+    free port when the port is 0); none when metrics are not configured."""
+    address = config.metrics_listen
+    if address is None:
+        return []
+    bound: list[socket.socket] = []
+    try:
+        for index in range(workers):
+            port = address.port + index if address.port else 0
+            if port > 65535:
+                raise OSError(errno.EINVAL, f"metrics port {port} out of range")
+            bound.append(_bind("tcp", ListenAddress(address.host, port), False, 64))
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
 
 
 def _event_loop_factory():
@@ -259,7 +345,11 @@ def _event_loop_factory():
     return asyncio.new_event_loop
 
 
-def run_sockets_blocking(config: FrontEndConfig, sockets: list[BoundSocket]) -> None:
+def run_sockets_blocking(
+    config: FrontEndConfig,
+    sockets: list[BoundSocket],
+    metrics_sock: socket.socket | None = None,
+) -> None:
     """Serve in this process until SIGTERM/SIGINT."""
 
     async def main() -> None:
@@ -267,18 +357,22 @@ def run_sockets_blocking(config: FrontEndConfig, sockets: list[BoundSocket]) -> 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve_sockets(config, sockets, stop)
+        await serve_sockets(config, sockets, stop, metrics_sock=metrics_sock)
 
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         runner.run(main())
 
 
-def write_ready_file(path: Path, sockets: list[BoundSocket]) -> None:
-    """Tell whoever started us where we listen (port 0 resolved): JSON, written atomically."""
+def write_ready_file(
+    path: Path, sockets: list[BoundSocket], metrics: list[socket.socket] = ()
+) -> None:
+    """Tell whoever started us where we listen (port 0 resolved): JSON, written atomically.
+    "metrics" lists the /metrics addresses, one per worker in worker order."""
     info = {
         "pid": os.getpid(),
         "udp": [str(b.address) for b in sockets if b.kind == "udp"],
         "tcp": [str(b.address) for b in sockets if b.kind == "tcp"],
+        "metrics": [str(_bound("tcp", m).address) for m in metrics],
     }
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(info))
@@ -307,6 +401,17 @@ def run_frontend(
         log.error("cannot listen: %s", exc)
         print(f"mpckdc: cannot listen: {exc}", file=sys.stderr)
         return 1
+    try:
+        metrics_socks = bind_metrics_sockets(config, workers)
+    except OSError as exc:
+        for b in sockets:
+            b.sock.close()
+        log.error("cannot listen for metrics: %s", exc)
+        print(f"mpckdc: cannot listen for metrics: {exc}", file=sys.stderr)
+        return 1
+    if metrics_socks:
+        log.info("metrics at %s", ", ".join(
+            f"http://{_bound('tcp', m).address}/metrics" for m in metrics_socks))
     log.info(
         "starting KDC for realm %s on %s (%d worker%s, key service %s)",
         config.realm_name,
@@ -316,20 +421,27 @@ def run_frontend(
         config.keyservice.kind,
     )
     if ready_file is not None:
-        write_ready_file(ready_file, sockets)
+        write_ready_file(ready_file, sockets, metrics_socks)
     if on_ready is not None:
         on_ready(sockets)
     if workers == 1:
         try:
-            run_sockets_blocking(config, sockets)
+            run_sockets_blocking(config, sockets, metrics_socks[0] if metrics_socks else None)
         finally:
             for b in sockets:
                 b.sock.close()
+            for m in metrics_socks:
+                m.close()
         return 0
-    return _run_workers(config, sockets, workers)
+    return _run_workers(config, sockets, workers, metrics_socks)
 
 
-def _run_workers(config: FrontEndConfig, sockets: list[BoundSocket], workers: int) -> int:
+def _run_workers(
+    config: FrontEndConfig,
+    sockets: list[BoundSocket],
+    workers: int,
+    metrics_socks: list[socket.socket] = (),
+) -> int:
     """Fork ``workers`` processes; the parent only supervises and forwards SIGTERM/SIGINT."""
     children: list[int] = []
     stopping = False
@@ -360,8 +472,13 @@ def _run_workers(config: FrontEndConfig, sockets: list[BoundSocket], workers: in
                     if index != 0:
                         for b in sockets:
                             b.sock.close()
+                    for other, m in enumerate(metrics_socks):
+                        if other != index:
+                            m.close()
                     setup_logging(config.log_file, config.log_level)
-                    run_sockets_blocking(config, mine)
+                    run_sockets_blocking(
+                        config, mine, metrics_socks[index] if metrics_socks else None
+                    )
                 except BaseException:  # noqa: BLE001 - a worker reports and exits
                     log.exception("worker %d failed", index)
                     status = 1
@@ -370,6 +487,8 @@ def _run_workers(config: FrontEndConfig, sockets: list[BoundSocket], workers: in
             children.append(pid)
         for b in sockets:
             b.sock.close()
+        for m in metrics_socks:
+            m.close()
         status = 0
         while children:
             pid, wstatus = os.wait()

@@ -2,7 +2,8 @@
 
 Real runs go against a real MIT krb5kdc (tests/mit_kdc.py), against our own KDC
 (tests/realm.py) and against a deliberately slow little UDP "KDC" started here; every run is
-bounded by a count. Counts are checked against the KDCs' own request logs.
+bounded by a count. Counts are checked against the KDCs' own request logs, and for our KDC
+also against its Prometheus metrics (``--metrics``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -539,13 +541,34 @@ def our_realm(tmp_path_factory):
         entries += [KeytabEntry(name, db.get(name).kvno, k) for k in db.keys_of(name)]
     db.save(work / "reference-db.json")
     write_keytab(str(work / "users.keytab"), entries)
-    realm_fixture.write_kdc_config(work)
+    config = realm_fixture.write_kdc_config(work)
+    config.write_text(config.read_text() + '\n[metrics]\nlisten = "127.0.0.1:0"\n')
     kdc = realm_fixture.KdcRealm(work=work)
-    realm_fixture.start_kdc(kdc)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MPCKDC_TESTING_REFERENCE", "1")  # the child's reference key service
+        realm_fixture.start_kdc(kdc)
     try:
         yield kdc
     finally:
         kdc.stop()
+
+
+@pytest.fixture(scope="module")
+def our_metrics_url(our_realm) -> str:
+    """The front-end's /metrics (``[metrics] listen``; the ready file names the address)."""
+    info = json.loads((our_realm.work / "ready.json").read_text())
+    assert len(info["metrics"]) == 1
+    return f"http://{info['metrics'][0]}/metrics"
+
+
+def _metric_deltas(run: dict, url: str, name: str) -> dict[tuple[str, ...], float]:
+    """Changes over the run of the samples ``name``, keyed by their label values."""
+    out = {}
+    for key, entry in run["metrics"][url].items():
+        sample, _, labels = key.partition("{")
+        if sample == name and entry["delta"]:
+            out[tuple(re.findall(r'="([^"]*)"', labels))] = entry["delta"]
+    return out
 
 
 def test_against_our_kdc_counts_agree_with_its_log(our_realm, tmp_path):
@@ -578,6 +601,59 @@ def test_against_our_kdc_errors_by_code(our_realm):
     assert result.stats.ok == 0
     assert dict(result.stats.errors) == {"KDC_ERR_PREAUTH_FAILED": 10,
                                          "KDC_ERR_C_PRINCIPAL_UNKNOWN": 10}
+
+
+def test_against_our_kdc_counts_agree_with_its_metrics(our_realm, our_metrics_url, tmp_path):
+    out = tmp_path / "out"
+    code = _run_cli([
+        "--target", f"127.0.0.1:{our_realm.port}", "--label", "mpckdc", "--realm", REALM,
+        "--mode", "login", "--principals", str(USERS), "--keytab",
+        str(our_realm.work / "users.keytab"), "--concurrency", "4", "--count", "40",
+        "--timeout", "5", "--metrics", our_metrics_url, "--out", str(out), "--no-plots",
+    ])
+    assert code == 0
+    run = json.loads((out / "result.json").read_text())["runs"][0]
+    assert run["summary"]["ok"] == 40, run["errors"]
+    assert "error" not in run["metrics"][our_metrics_url]
+    sent = Counter(run["messages"]) + Counter(run["setup"]["messages"])
+    assert sent["AS_REQ"] == 80 and sent["TGS_REQ"] == 40
+    requests = _metric_deltas(run, our_metrics_url, "mpckdc_kdc_requests_total")
+    retransmits = run["summary"]["retransmits"]
+    kerberos = {k: v for k, v in requests.items() if k[0] != "DISPATCH"}
+    assert kerberos == {
+        ("AS_REQ", "NEEDED_PREAUTH", "error"): sent["AS_REQ"] / 2,
+        ("AS_REQ", "ISSUE", "issue"): sent["AS_REQ"] / 2,
+        ("TGS_REQ", "ISSUE", "issue"): sent["TGS_REQ"],
+    }
+    # retransmitted requests (if any) were answered from the lookaside cache
+    hits = _metric_deltas(run, our_metrics_url, "mpckdc_kdc_lookaside_hits_total").get((), 0)
+    assert hits <= retransmits
+    assert requests.get(("DISPATCH", "LOOKASIDE", "lookaside"), 0) == hits
+    udp = _metric_deltas(run, our_metrics_url, "mpckdc_kdc_udp_requests_total").get((), 0)
+    assert udp == sum(sent.values()) + retransmits
+    latency = _metric_deltas(run, our_metrics_url, "mpckdc_kdc_request_seconds_count")
+    assert latency[("AS_REQ",)] == sent["AS_REQ"] and latency[("TGS_REQ",)] == sent["TGS_REQ"]
+
+
+def test_against_our_kdc_error_codes_agree_with_its_metrics(our_realm, our_metrics_url,
+                                                           tmp_path):
+    out = tmp_path / "out"
+    code = _run_cli([
+        "--target", f"127.0.0.1:{our_realm.port}", "--realm", REALM, "--mode", "as-preauth",
+        "--principal", "bob", "--principal", "nobody", "--password-pattern", "{name}-wrong",
+        "--concurrency", "2", "--count", "20", "--timeout", "5",
+        "--metrics", our_metrics_url, "--out", str(out), "--no-plots",
+    ])
+    assert code in (0, 1)
+    run = json.loads((out / "result.json").read_text())["runs"][0]
+    assert run["errors"] == {"KDC_ERR_PREAUTH_FAILED": 10, "KDC_ERR_C_PRINCIPAL_UNKNOWN": 10}
+    requests = _metric_deltas(run, our_metrics_url, "mpckdc_kdc_requests_total")
+    assert {k: v for k, v in requests.items() if k[0] != "DISPATCH"} == {
+        ("AS_REQ", "NEEDED_PREAUTH", "error"): 10,  # bob's first message
+        ("AS_REQ", "PREAUTH_FAILED", "error"): 10,
+        ("AS_REQ", "CLIENT_NOT_FOUND", "error"): 10,
+    }
+    assert run["messages"] == {"AS_REQ": 30}
 
 
 def test_closed_port_counts_network_errors_and_ends():
