@@ -32,6 +32,7 @@ import os
 import struct
 from dataclasses import dataclass, field, replace
 
+from clients.binreader import BinaryReader
 from kdc.crypto import Key
 from kdc.messages.model import AuthorizationDataEntry, HostAddress, PrincipalName
 from kdc.principal import PrincipalParseError, parse_principal, unparse_principal
@@ -145,27 +146,9 @@ def ccache_path(name: str) -> str:
     return name
 
 
-class _Reader:
+class _Reader(BinaryReader):
     def __init__(self, data: bytes, where: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.where = where
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise CcacheError(f"{self.where}: truncated credentials cache")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return struct.unpack(">H", self.take(2))[0]
-
-    def u32(self) -> int:
-        return struct.unpack(">I", self.take(4))[0]
+        super().__init__(data, where, CcacheError, "credentials cache")
 
     def data32(self) -> bytes:
         return self.take(self.u32())
@@ -185,9 +168,6 @@ class _Reader:
         realm = self.text32()
         components = tuple(self.text32() for _ in range(count))
         return PrincipalName(name_type, components), realm
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.data)
 
 
 def parse_ccache(data: bytes, where: str = "ccache") -> Ccache:

@@ -29,6 +29,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from clients.binreader import BinaryReader
 from kdc.crypto import Key
 from kdc.messages.model import PrincipalName
 from kdc.principal import PrincipalParseError, parse_principal, unparse_principal
@@ -75,33 +76,12 @@ def keytab_path(name: str) -> str:
     return name
 
 
-class _Reader:
+class _Reader(BinaryReader):
     def __init__(self, data: bytes, where: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.where = where
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise KeytabError(f"{self.where}: truncated keytab entry")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return struct.unpack(">H", self.take(2))[0]
-
-    def u32(self) -> int:
-        return struct.unpack(">I", self.take(4))[0]
+        super().__init__(data, where, KeytabError, "keytab entry")
 
     def counted(self) -> bytes:
         return self.take(self.u16())
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
 
 
 def _text(raw: bytes, where: str) -> str:
