@@ -75,6 +75,7 @@ class Kdc:
             max_entries=policy.lookaside_entries,
             max_bytes=policy.lookaside_bytes,
         )
+        self._tgs_name = (policy, policy.tgs_name)
         # Session-key and ticket etypes: the realm's list, restricted to what we implement.
         self.session_etypes: frozenset[int] = frozenset(
             e for e in policy.supported_enctypes if e in crypto.ENCTYPES
@@ -82,6 +83,16 @@ class Kdc:
 
     def __repr__(self) -> str:
         return f"Kdc(realm={self.policy.realm!r})"
+
+    @property
+    def tgs_name(self) -> str:
+        """The canonical ``krbtgt/REALM@REALM`` of the current policy (compared on every
+        TGS-REQ, so it is built once per policy object)."""
+        policy, name = self._tgs_name
+        if policy is not self.policy:
+            name = self.policy.tgs_name
+            self._tgs_name = (self.policy, name)
+        return name
 
     def new_session_key(self, etype: int) -> EncryptionKey:
         """A fresh random session key (RFC 3961 random-to-key is the identity for AES)."""

@@ -37,30 +37,34 @@ class TicketTimes:
     renew_till: int | None  # set exactly when the ticket is renewable
 
 
-def _limit(values: list[int | None], default: int) -> int:
-    out = default
-    for v in values:
-        if v is not None:
-            out = min(out, v)
+def max_life(policy: RealmPolicy, *entries: PrincipalEntry | None) -> int:
+    out = policy.max_life
+    for e in entries:
+        if e is not None and e.max_life is not None and e.max_life < out:
+            out = e.max_life
     return out
 
 
-def max_life(policy: RealmPolicy, *entries: PrincipalEntry | None) -> int:
-    return _limit([e.max_life for e in entries if e is not None], policy.max_life)
-
-
 def max_renewable_life(policy: RealmPolicy, *entries: PrincipalEntry | None) -> int:
-    return _limit(
-        [e.max_renewable_life for e in entries if e is not None], policy.max_renewable_life
-    )
+    out = policy.max_renewable_life
+    for e in entries:
+        if e is not None and e.max_renewable_life is not None and e.max_renewable_life < out:
+            out = e.max_renewable_life
+    return out
 
 
 def renewable_allowed(*entries: PrincipalEntry | None) -> bool:
-    return not any(e is not None and DISALLOW_RENEWABLE in e.attributes for e in entries)
+    for e in entries:
+        if e is not None and DISALLOW_RENEWABLE in e.attributes:
+            return False
+    return True
 
 
 def forwardable_allowed(*entries: PrincipalEntry | None) -> bool:
-    return not any(e is not None and DISALLOW_FORWARDABLE in e.attributes for e in entries)
+    for e in entries:
+        if e is not None and DISALLOW_FORWARDABLE in e.attributes:
+            return False
+    return True
 
 
 def _requested(t: int | None) -> int:

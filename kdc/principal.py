@@ -71,9 +71,31 @@ def quote_component(text: str) -> str:
     return text.translate(_ESCAPE_TABLE)
 
 
+# Texts of names already unparsed (public data; every request unparses the same few names).
+_UNPARSED: dict[tuple[tuple[str, ...], str], str] = {}
+_UNPARSED_MAX = 4096
+
+
 def unparse_principal(name: PrincipalName, realm: str) -> str:
     """``"comp1/comp2@REALM"`` with MIT quoting; the inverse of :func:`parse_principal`."""
-    return "/".join(quote_component(c) for c in name.components) + "@" + quote_component(realm)
+    components = name.components
+    if type(components) is tuple and type(realm) is str:
+        key = (components, realm)
+        try:
+            text = _UNPARSED.get(key)
+        except TypeError:  # an unhashable component: let the plain path say what is wrong
+            return _unparse(components, realm)
+        if text is None:
+            text = _unparse(components, realm)
+            if len(_UNPARSED) >= _UNPARSED_MAX:
+                _UNPARSED.clear()
+            _UNPARSED[key] = text
+        return text
+    return _unparse(components, realm)
+
+
+def _unparse(components, realm: str) -> str:
+    return "/".join(quote_component(c) for c in components) + "@" + quote_component(realm)
 
 
 def tgs_principal(realm: str) -> PrincipalName:

@@ -23,10 +23,11 @@ until it expires).
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from kdc import crypto
-from kdc.as_req import is_tgs_name, select_session_etype
+from kdc.as_req import select_session_etype
 from kdc.errors import KdcError
 from kdc.kdc_log import RequestRecord
 from kdc.keyservice.base import (
@@ -60,7 +61,7 @@ from kdc.policy import (
     ticket_times,
 )
 from kdc.principal import unparse_principal
-from kdc.transport import gather_eagerly
+from kdc.transport import start_eagerly
 
 if TYPE_CHECKING:
     from kdc.core import Kdc
@@ -165,17 +166,15 @@ async def process_tgs_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float)
         # MIT answers an undecodable AP-REQ inside a decodable TGS-REQ with KRB_ERR_GENERIC.
         raise KdcError(C.KRB_ERR_GENERIC, STATUS_PROCESS_TGS) from None
     ticket = ap_req.ticket
-    tgt_sname = unparse_principal(ticket.sname, ticket.realm)
-    if not is_tgs_name(tgt_sname, policy.realm):
+    tgs_name = kdc.tgs_name
+    if unparse_principal(ticket.sname, ticket.realm) != tgs_name:
         # Only our own TGT may authenticate a TGS-REQ (no cross-realm, no user-to-user).
         raise KdcError(C.KRB_AP_ERR_NOT_US, STATUS_PROCESS_TGS)
 
     # The TGT decryption (MPC) and the service lookup (metadata) are independent.
     sname_text = rec.server
     lookup = kdc.keys.lookup(sname_text) if sname_text is not None else _none()
-    tgt_result, server_result = await gather_eagerly(
-        _decrypt_tgt(kdc, ticket), lookup, return_exceptions=True
-    )
+    tgt_result, server_result = await _both(_decrypt_tgt(kdc, ticket), lookup)
     if isinstance(tgt_result, BaseException):
         raise tgt_result
     tgt: EncTicketPart = tgt_result
@@ -211,7 +210,7 @@ async def process_tgs_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float)
         # RFC 4120 §2.6: only a forwardable TGT may be forwarded.
         raise KdcError(C.KDC_ERR_BADOPTION, "TGT NOT FORWARDABLE")
 
-    ses_etype = select_session_etype(kdc, body.etype, server, is_tgs_name(rec.server, policy.realm))
+    ses_etype = select_session_etype(kdc, body.etype, server, rec.server == tgs_name)
     if ses_etype is None:
         raise KdcError(C.KDC_ERR_ETYPE_NOSUPP, "BAD_ENCRYPTION_TYPE")
     server_key = next((k for k in server.keys if k.etype in kdc.session_etypes), None)
@@ -275,15 +274,19 @@ async def process_tgs_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float)
     )
     # RFC 4120 §3.3.3: the reply key is the authenticator's subkey when present (usage 9),
     # else the TGT session key (usage 8).
-    if auth.subkey is not None:
-        reply_key, usage = _to_key(auth.subkey), C.KU_TGS_REP_ENC_PART_SUBKEY
-    else:
-        reply_key, usage = _to_key(tgt.key), C.KU_TGS_REP_ENC_PART_SESSION_KEY
+    subkey = auth.subkey
+    reply_key = _to_key(subkey if subkey is not None else tgt.key)
 
     rec.step = "ENCRYPT_TICKET"
     server_ref = KeyRef(server.name, server_key.kvno, server_key.etype)
     ticket_cipher = await kdc.keys.encrypt(server_ref, C.KU_TICKET, encode(enc_ticket))
-    rep_cipher = crypto.encrypt(reply_key, usage, encode(enc_rep), kdc.rng(16))
+    if subkey is not None:
+        # MIT clients draw a new subkey for every request: one-shot crypto, nothing cached.
+        rep_cipher = crypto.encrypt_once(
+            reply_key, C.KU_TGS_REP_ENC_PART_SUBKEY, encode(enc_rep), kdc.rng(16))
+    else:
+        rep_cipher = crypto.encrypt(
+            reply_key, C.KU_TGS_REP_ENC_PART_SESSION_KEY, encode(enc_rep), kdc.rng(16))
     rec.step = "ENCODE_KDC_REP"
     reply = KdcRep(
         msg_type=C.KRB_TGS_REP,
@@ -327,3 +330,26 @@ def _renewal(tgt: EncTicketPart, sname: PrincipalName, realm: str, ticket: Ticke
 
 async def _none() -> None:
     return None
+
+
+def _start(coro) -> tuple[bool, object]:
+    try:
+        return start_eagerly(coro)
+    except Exception as exc:  # noqa: BLE001 - handed back as a result, as gather does
+        return True, exc
+
+
+async def _both(first, second) -> tuple[object, object]:
+    """``gather(first, second, return_exceptions=True)`` with both started eagerly.
+
+    Both coroutines are started before either outcome is looked at, so an MPC backend sees the
+    two requests together; when neither has to wait (the reference key service) no Task is
+    made at all.
+    """
+    done_a, a = _start(first)
+    done_b, b = _start(second)
+    if done_a and done_b:
+        return a, b
+    waiting = [x for done, x in ((done_a, a), (done_b, b)) if not done]
+    outcomes = iter(await asyncio.gather(*waiting, return_exceptions=True))
+    return (a if done_a else next(outcomes)), (b if done_b else next(outcomes))

@@ -15,10 +15,19 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 BLOCK = 16
 _ZERO_IV = bytes(BLOCK)
+AES_KEY_SIZES = (16, 24, 32)
 # Mode objects are immutable values; building them costs more than a block of AES, so the
 # two every context uses are made once.
 _CBC_ZERO_IV = modes.CBC(_ZERO_IV)
 _ECB = modes.ECB()
+
+
+def aes_encryptor(key: bytes, mode):
+    return Cipher(algorithms.AES(key), mode).encryptor()
+
+
+def aes_decryptor(key: bytes, mode):
+    return Cipher(algorithms.AES(key), mode).decryptor()
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -36,13 +45,15 @@ class AesCts:
     buffers. The decryptor (ECB: CBC decryption is parallel) is built on first use.
     """
 
-    __slots__ = ("_alg", "_cbc", "_state", "_ecb_dec")
+    __slots__ = ("_key", "_cbc", "_state", "_ecb_dec")
 
     def __init__(self, key: bytes) -> None:
-        if len(key) not in (16, 24, 32):
+        if type(key) is not bytes:
+            key = bytes(key)
+        if len(key) not in AES_KEY_SIZES:
             raise ValueError("AES key must be 16, 24 or 32 octets")
-        self._alg = algorithms.AES(key)
-        self._cbc = Cipher(self._alg, _CBC_ZERO_IV).encryptor()
+        self._key = key
+        self._cbc = aes_encryptor(key, _CBC_ZERO_IV)
         self._state = _ZERO_IV  # chaining value of self._cbc
         self._ecb_dec = None
 
@@ -61,7 +72,7 @@ class AesCts:
     def _decryptor(self):
         dec = self._ecb_dec
         if dec is None:
-            dec = self._ecb_dec = Cipher(self._alg, _ECB).decryptor()
+            dec = self._ecb_dec = aes_decryptor(self._key, _ECB)
         return dec
 
     def encrypt_block(self, block: bytes) -> bytes:
@@ -105,7 +116,30 @@ class AesCts:
 def ecb_encryptor(key: bytes):
     """An AES-ECB encryption context: ``.update(whole blocks)`` encrypts independent blocks in
     one call (DR of several constants at once, RFC 3961 §5.1)."""
-    return Cipher(algorithms.AES(key), _ECB).encryptor()
+    if type(key) is not bytes:
+        key = bytes(key)
+    if len(key) not in AES_KEY_SIZES:
+        raise ValueError("AES key must be 16, 24 or 32 octets")
+    return aes_encryptor(key, _ECB)
+
+
+def cbc_cts_encrypt_once(key: bytes, data: bytes) -> bytes:
+    """CBC-CTS encryption with a zero IV (RFC 3962 §5) under a key used for one message.
+
+    One fresh CBC context and no chaining bookkeeping: cheaper than an ``AesCts`` when the key
+    (a fresh session key or authenticator subkey) will not be used again. ``key`` must be a
+    valid AES key (the caller derived it) and ``data`` at least one block.
+    """
+    n = len(data)
+    if n < BLOCK:
+        raise ValueError("CBC-CTS input must be at least one block")
+    cbc = aes_encryptor(key, _CBC_ZERO_IV)
+    if n == BLOCK:  # RFC 3962 §5: one block is plain CBC
+        return cbc.update(data)
+    last_len = n - BLOCK * ((n - 1) // BLOCK)
+    c = cbc.update(data + bytes(BLOCK - last_len) if last_len != BLOCK else data)
+    # RFC 3962 §5: swap the last two blocks, truncate the (now last) block
+    return c[: -2 * BLOCK] + c[-BLOCK:] + c[-2 * BLOCK : -2 * BLOCK + last_len]
 
 
 def cts_next_iv(ciphertext: bytes) -> bytes:

@@ -99,6 +99,29 @@ def usage_keys(key: Key, usage: int) -> UsageKeys:
     return UsageKeys(ke=ke[:n], ki=ki[:n], kc=kc[:n])
 
 
+@lru_cache(maxsize=1024)
+def _usage_blocks_ke_ki(usage: int) -> bytes:
+    # Public data only: n-fold of the Ke and Ki constants of one usage, concatenated.
+    return b"".join(_folded(usage_constant(usage, kind)) for kind in (KE, KI))
+
+
+def encryption_keys(key: Key, usage: int) -> tuple[bytes, bytes]:
+    """(Ke, Ki) of ``key`` for ``usage`` (RFC 3961 §5.3), without Kc.
+
+    For a key that encrypts one message (a fresh session key or subkey): the two DR chains
+    advance together under one key schedule, as in :func:`usage_keys`.
+    """
+    n = profile(key.etype).key_bytes
+    ecb = ecb_encryptor(key.contents)
+    blocks = ecb.update(_usage_blocks_ke_ki(usage))
+    if n <= BLOCK:
+        return blocks[:n], blocks[BLOCK : BLOCK + n]
+    more = ecb.update(blocks)  # K2 = E(K1) of each chain (RFC 3961 §5.1)
+    ke = blocks[:BLOCK] + more[:BLOCK]
+    ki = blocks[BLOCK:] + more[BLOCK:]
+    return ke[:n], ki[:n]
+
+
 class PreparedUsage:
     """Ready-to-use crypto state for one (key, usage): CTS cipher under Ke, HMAC under Ki/Kc."""
 

@@ -14,8 +14,8 @@ import hmac
 import os
 import threading
 
-from .cts import AesCts
-from .derive import PRF_CONSTANT, UsageKeyCache, derive_random
+from .cts import AesCts, cbc_cts_encrypt_once
+from .derive import PRF_CONSTANT, UsageKeyCache, derive_random, encryption_keys
 from .keys import Key
 from .profiles import CKSUMTYPES, profile
 
@@ -64,6 +64,26 @@ def encrypt(
     mac = prep.ki_mac.copy()
     mac.update(data)
     return prep.cipher.encrypt(data) + mac.digest()[: prep.mac_bytes]
+
+
+def encrypt_once(
+    key: Key, usage: int, plaintext: bytes, confounder: bytes | None = None
+) -> bytes:
+    """RFC 3961 §5.3 encryption under a key that encrypts one message; same output as
+    :func:`encrypt`.
+
+    For fresh keys (an authenticator subkey, RFC 4120 §3.3.3): derives only Ke and Ki, uses
+    one AES context and a one-shot HMAC, and keeps nothing, so a key that will never come back
+    neither pays for prepared state nor pushes useful keys out of the cache.
+    """
+    mac_bytes = profile(key.etype).mac_bytes
+    if confounder is None:
+        confounder = os.urandom(16)
+    elif len(confounder) != 16:
+        raise ValueError("confounder must be 16 octets")
+    ke, ki = encryption_keys(key, usage)
+    data = confounder + plaintext
+    return cbc_cts_encrypt_once(ke, data) + hmac.digest(ki, data, "sha1")[:mac_bytes]
 
 
 def decrypt(

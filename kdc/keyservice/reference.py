@@ -120,6 +120,22 @@ class _Record:
     def __repr__(self) -> str:
         return f"_Record(name={self.name!r}, kvno={self.kvno}, <keys redacted>)"
 
+    def __setattr__(self, name: str, value) -> None:
+        # Any change (kadmin modprinc, cpw, ...) invalidates the remembered public entry.
+        object.__setattr__(self, name, value)
+        if name != "_entry":
+            object.__setattr__(self, "_entry", None)
+
+    def lookup_entry(self) -> PrincipalEntry:
+        """The public entry, built once per version of the record (KeyService.lookup is on
+        every request's path). Records whose ``extra`` is in use get a fresh copy each time."""
+        entry = self.__dict__.get("_entry")
+        if entry is None:
+            entry = self.entry()
+            if not self.extra:
+                object.__setattr__(self, "_entry", entry)
+        return entry
+
     def entry(self) -> PrincipalEntry:
         return PrincipalEntry(
             name=self.name,
@@ -190,7 +206,7 @@ class ReferenceKeyService:
 
     async def lookup(self, principal: str) -> PrincipalEntry | None:
         rec = self._db.get(principal)
-        return None if rec is None else rec.entry()
+        return None if rec is None else rec.lookup_entry()
 
     async def encrypt(
         self, ref: KeyRef, usage: int, plaintext: bytes, confounder: bytes | None = None

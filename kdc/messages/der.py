@@ -174,28 +174,25 @@ def _fields(d: bytes, s: int, e: int, n: int) -> list:
     out = [None] * n
     last = -1
     while s < e:
-        # Short-form lengths (under 128 octets, most fields) are read inline; _hdr does the
-        # rest. Both paths apply the same checks.
-        if e - s >= 2 and d[s + 1] < 0x80:
-            t = d[s]
-            cs = s + 2
-            ce = cs + d[s + 1]
-            if ce > e:
-                raise DecodeError("length beyond end of data")
-        else:
-            t, cs, ce = _hdr(d, s, e)
-        k = t - 0xA0
+        k = d[s] - 0xA0
         if k <= last or k >= n:
             raise DecodeError("unexpected, repeated or out-of-order field")
-        if ce - cs >= 2 and d[cs + 1] < 0x80:
-            it = d[cs]
-            is_ = cs + 2
-            ie = is_ + d[cs + 1]
+        # Both lengths in short form (under 128 octets, most fields) are read inline; _hdr
+        # does the rest. Both paths apply the same checks: the explicit tag's contents are
+        # exactly one TLV, and it ends within the SEQUENCE.
+        if e - s >= 4 and d[s + 1] < 0x80 and d[s + 3] < 0x80:
+            ce = s + 2 + d[s + 1]
+            if s + 4 + d[s + 3] != ce:
+                raise DecodeError("trailing data in tagged field")
+            if ce > e:
+                raise DecodeError("length beyond end of data")
+            out[k] = (d[s + 2], s + 4, ce, s + 2)
         else:
+            _, cs, ce = _hdr(d, s, e)
             it, is_, ie = _hdr(d, cs, ce)
-        if ie != ce:
-            raise DecodeError("trailing data in tagged field")
-        out[k] = (it, is_, ie, cs)
+            if ie != ce:
+                raise DecodeError("trailing data in tagged field")
+            out[k] = (it, is_, ie, cs)
         last = k
         s = ce
     return out
@@ -381,8 +378,11 @@ def _dec_encrypted_data(d, f) -> EncryptedData:
 
 
 def _dec_encryption_key(d, f) -> EncryptionKey:
-    fs = _seq(d, f, 2)
-    return EncryptionKey(_int32(d, fs[0]), _octets(d, fs[1]))
+    a, b = _seq(d, f, 2)
+    if a is not None and a[0] == 0x02 and a[2] - a[1] == 1 and b is not None and b[0] == 0x04:
+        v = d[a[1]]  # the usual one-octet keytype (always in Int32 range)
+        return EncryptionKey(v - 256 if v > 127 else v, d[b[1] : b[2]])
+    return EncryptionKey(_int32(d, a), _octets(d, b))
 
 
 def _dec_checksum(d, f) -> Checksum:
@@ -410,6 +410,23 @@ def _dec_ad_entry(d, f) -> AuthorizationDataEntry:
 def _dec_transited(d, f) -> TransitedEncoding:
     fs = _seq(d, f, 2)
     return TransitedEncoding(_int32(d, fs[0]), _octets(d, fs[1]))
+
+
+_TRANSITED_VALUES: dict[bytes, TransitedEncoding] = {}
+
+
+def _dec_transited_cached(d, f) -> TransitedEncoding:
+    # Public and nearly always the same (an empty path) in every ticket: remembered by DER.
+    if f is None:
+        raise _missing()
+    der = d[f[3] : f[2]]
+    value = _TRANSITED_VALUES.get(der)
+    if value is None:
+        value = _dec_transited(d, f)
+        if len(_TRANSITED_VALUES) >= 256:
+            _TRANSITED_VALUES.clear()
+        _TRANSITED_VALUES[der] = value
+    return value
 
 
 def _dec_last_req_entry(d, f) -> LastReqEntry:
@@ -467,20 +484,23 @@ def _dec_ticket(d, f) -> Ticket:
     return ticket
 
 
+_dec_tickets = _seq_of(_dec_ticket)
+
+
 def _dec_enc_ticket_part(d, f) -> EncTicketPart:
-    fs = _app_seq(d, f, 3, 11)
+    f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10 = _app_seq(d, f, 3, 11)
     return EncTicketPart(
-        flags=_flags(d, fs[0]),
-        key=_dec_encryption_key(d, fs[1]),
-        crealm=_string(d, fs[2]),
-        cname=_dec_principal(d, fs[3]),
-        transited=_dec_transited(d, fs[4]),
-        authtime=_time(d, fs[5]),
-        starttime=_opt(_time, d, fs[6]),
-        endtime=_time(d, fs[7]),
-        renew_till=_opt(_time, d, fs[8]),
-        caddr=_opt(_dec_addresses, d, fs[9]),
-        authorization_data=_opt(_dec_auth_data, d, fs[10]),
+        _flags(d, f0),
+        _dec_encryption_key(d, f1),
+        _string(d, f2),
+        _dec_principal(d, f3),
+        _dec_transited_cached(d, f4),
+        _time(d, f5),
+        None if f6 is None else _time(d, f6),
+        _time(d, f7),
+        None if f8 is None else _time(d, f8),
+        None if f9 is None else _dec_addresses(d, f9),
+        None if f10 is None else _dec_auth_data(d, f10),
     )
 
 
@@ -502,20 +522,20 @@ def _dec_etype_list(d, f) -> tuple[int, ...]:
 
 
 def _dec_kdc_req_body(d, f) -> KdcReqBody:
-    fs = _seq(d, f, 12)
+    f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11 = _seq(d, f, 12)
     return KdcReqBody(
-        kdc_options=_flags(d, fs[0]),
-        cname=_opt(_dec_principal, d, fs[1]),
-        realm=_string(d, fs[2]),
-        sname=_opt(_dec_principal, d, fs[3]),
-        from_=_opt(_time, d, fs[4]),
-        till=_opt(_time, d, fs[5]),
-        rtime=_opt(_time, d, fs[6]),
-        nonce=_uint32(d, fs[7]),
-        etype=_dec_etype_list(d, fs[8]),
-        addresses=_opt(_dec_addresses, d, fs[9]),
-        enc_authorization_data=_opt(_dec_encrypted_data, d, fs[10]),
-        additional_tickets=_opt(_seq_of(_dec_ticket), d, fs[11]),
+        _flags(d, f0),
+        None if f1 is None else _dec_principal(d, f1),
+        _string(d, f2),
+        None if f3 is None else _dec_principal(d, f3),
+        None if f4 is None else _time(d, f4),
+        None if f5 is None else _time(d, f5),
+        None if f6 is None else _time(d, f6),
+        _uint32(d, f7),
+        _dec_etype_list(d, f8),
+        None if f9 is None else _dec_addresses(d, f9),
+        None if f10 is None else _dec_encrypted_data(d, f10),
+        None if f11 is None else _dec_tickets(d, f11),
     )
 
 
@@ -585,17 +605,17 @@ def _dec_ap_req(d, f) -> ApReq:
 
 
 def _dec_authenticator(d, f) -> Authenticator:
-    fs = _app_seq(d, f, 2, 9)
-    _const(d, fs[0], 5)
+    f0, f1, f2, f3, f4, f5, f6, f7, f8 = _app_seq(d, f, 2, 9)
+    _const(d, f0, 5)
     return Authenticator(
-        crealm=_string(d, fs[1]),
-        cname=_dec_principal(d, fs[2]),
-        cksum=_opt(_dec_checksum, d, fs[3]),
-        cusec=_usec(d, fs[4]),
-        ctime=_time(d, fs[5]),
-        subkey=_opt(_dec_encryption_key, d, fs[6]),
-        seq_number=_opt(_uint32, d, fs[7]),
-        authorization_data=_opt(_dec_auth_data, d, fs[8]),
+        _string(d, f1),
+        _dec_principal(d, f2),
+        None if f3 is None else _dec_checksum(d, f3),
+        _usec(d, f4),
+        _time(d, f5),
+        None if f6 is None else _dec_encryption_key(d, f6),
+        None if f7 is None else _uint32(d, f7),
+        None if f8 is None else _dec_auth_data(d, f8),
     )
 
 
@@ -851,6 +871,69 @@ def _f(k: int, inner: bytes) -> bytes:
     return _tlv(0xA0 | k, inner)
 
 
+# Whole explicit fields [k] of public values that recur in every ticket and reply (principal
+# names, the empty transited path, the constant last-req), remembered like the values above.
+_PRINCIPAL_FIELDS: dict[tuple, bytes] = {}
+_TRANSITED_FIELDS: dict[tuple, bytes] = {}
+_LAST_REQ_FIELDS: dict[tuple, bytes] = {}
+_KEY_FIELD_HEADERS: dict[tuple[int, int, int], bytes] = {}
+
+
+def _f_principal(k: int, p: PrincipalName) -> bytes:
+    name_type, components = p.name_type, p.components
+    if type(name_type) is int and type(components) is tuple:
+        key = (k, name_type, components)
+        try:
+            out = _PRINCIPAL_FIELDS.get(key)
+        except TypeError:  # an unhashable component: let the encoder say what is wrong
+            return _f(k, _enc_principal_uncached(p))
+        if out is None:
+            out = _remember(_PRINCIPAL_FIELDS, key, _f(k, _enc_principal(p)))
+        return out
+    return _f(k, _enc_principal(p))
+
+
+def _f_transited(k: int, x: TransitedEncoding) -> bytes:
+    tr_type, contents = x.tr_type, x.contents
+    if type(tr_type) is int and type(contents) is bytes and len(contents) <= 64:
+        key = (k, tr_type, contents)
+        out = _TRANSITED_FIELDS.get(key)
+        if out is None:
+            out = _remember(_TRANSITED_FIELDS, key, _f(k, _enc_transited(x)))
+        return out
+    return _f(k, _enc_transited(x))
+
+
+def _f_last_req(k: int, entries) -> bytes:
+    if type(entries) is tuple and len(entries) == 1:
+        entry = entries[0]
+        lr_type, lr_value = entry.lr_type, entry.lr_value
+        if type(lr_type) is int and type(lr_value) is int:
+            key = (k, lr_type, lr_value)
+            out = _LAST_REQ_FIELDS.get(key)
+            if out is None:
+                out = _remember(_LAST_REQ_FIELDS, key, _f(k, _enc_last_req(entries)))
+            return out
+    return _f(k, _enc_last_req(entries))
+
+
+def _f_encryption_key(k: int, x: EncryptionKey) -> bytes:
+    """[k] EncryptionKey; the octets before the key value depend only on (k, keytype, length),
+    so they are built once (no key bytes are remembered)."""
+    keytype, value = x.keytype, x.keyvalue
+    if type(keytype) is int and -128 <= keytype <= 127 and type(value) is bytes:
+        n = len(value)
+        if n <= 116:  # every length octet in short form
+            hkey = (k, keytype, n)
+            head = _KEY_FIELD_HEADERS.get(hkey)
+            if head is None:
+                head = _remember(_KEY_FIELD_HEADERS, hkey, bytes(
+                    (0xA0 | k, n + 11, 0x30, n + 9, 0xA0, 3, 2, 1, keytype & 0xFF,
+                     0xA1, n + 2, 4, n)))
+            return head + value
+    return _f(k, _enc_encryption_key(x))
+
+
 # --- encoders per type --------------------------------------------------------------------------
 
 
@@ -955,7 +1038,7 @@ def _enc_ticket(x: Ticket) -> bytes:
             [
                 _PVNO5,
                 _f_string(1, x.realm),
-                _f(2, _enc_principal(x.sname)),
+                _f_principal(2, x.sname),
                 _f(3, _enc_encrypted_data(x.enc_part)),
             ]
         ),
@@ -965,10 +1048,10 @@ def _enc_ticket(x: Ticket) -> bytes:
 def _enc_enc_ticket_part(x: EncTicketPart) -> bytes:
     parts = [
         _f_flags(0, x.flags),
-        _f(1, _enc_encryption_key(x.key)),
+        _f_encryption_key(1, x.key),
         _f_string(2, x.crealm),
-        _f(3, _enc_principal(x.cname)),
-        _f(4, _enc_transited(x.transited)),
+        _f_principal(3, x.cname),
+        _f_transited(4, x.transited),
         _f_time(5, x.authtime),
     ]
     if x.starttime is not None:
@@ -986,10 +1069,10 @@ def _enc_enc_ticket_part(x: EncTicketPart) -> bytes:
 def _enc_kdc_req_body(x: KdcReqBody) -> bytes:
     parts = [_f_flags(0, x.kdc_options)]
     if x.cname is not None:
-        parts.append(_f(1, _enc_principal(x.cname)))
+        parts.append(_f_principal(1, x.cname))
     parts.append(_f_string(2, x.realm))
     if x.sname is not None:
-        parts.append(_f(3, _enc_principal(x.sname)))
+        parts.append(_f_principal(3, x.sname))
     if x.from_ is not None:
         parts.append(_f_time(4, x.from_))
     if x.till is not None:
@@ -1028,7 +1111,7 @@ def _enc_kdc_rep(x: KdcRep) -> bytes:
     if x.padata is not None:
         parts.append(_f(2, _enc_method_data(x.padata)))
     parts.append(_f_string(3, x.crealm))
-    parts.append(_f(4, _enc_principal(x.cname)))
+    parts.append(_f_principal(4, x.cname))
     parts.append(_f(5, _enc_ticket(x.ticket)))
     parts.append(_f(6, _enc_encrypted_data(x.enc_part)))
     return _tlv(0x60 | x.msg_type, _seq_body(parts))
@@ -1038,8 +1121,8 @@ def _enc_enc_kdc_rep_part(x: EncKdcRepPart) -> bytes:
     if x.tag not in (25, 26):
         raise EncodeError("EncKdcRepPart.tag must be 25 or 26")
     parts = [
-        _f(0, _enc_encryption_key(x.key)),
-        _f(1, _enc_last_req(x.last_req)),
+        _f_encryption_key(0, x.key),
+        _f_last_req(1, x.last_req),
         _f_uint32(2, x.nonce),
     ]
     if x.key_expiration is not None:
@@ -1052,7 +1135,7 @@ def _enc_enc_kdc_rep_part(x: EncKdcRepPart) -> bytes:
     if x.renew_till is not None:
         parts.append(_f_time(8, x.renew_till))
     parts.append(_f_string(9, x.srealm))
-    parts.append(_f(10, _enc_principal(x.sname)))
+    parts.append(_f_principal(10, x.sname))
     if x.caddr is not None:
         parts.append(_f(11, _enc_addresses(x.caddr)))
     if x.encrypted_pa_data is not None:
@@ -1076,13 +1159,13 @@ def _enc_ap_req(x: ApReq) -> bytes:
 
 
 def _enc_authenticator(x: Authenticator) -> bytes:
-    parts = [_PVNO5, _f_string(1, x.crealm), _f(2, _enc_principal(x.cname))]
+    parts = [_PVNO5, _f_string(1, x.crealm), _f_principal(2, x.cname)]
     if x.cksum is not None:
         parts.append(_f(3, _enc_checksum(x.cksum)))
     parts.append(_f_usec(4, x.cusec))
     parts.append(_f_time(5, x.ctime))
     if x.subkey is not None:
-        parts.append(_f(6, _enc_encryption_key(x.subkey)))
+        parts.append(_f_encryption_key(6, x.subkey))
     if x.seq_number is not None:
         parts.append(_f_uint32(7, x.seq_number))
     if x.authorization_data is not None:
@@ -1099,7 +1182,7 @@ def _enc_ap_rep(x: ApRep) -> bytes:
 def _enc_enc_ap_rep_part(x: EncApRepPart) -> bytes:
     parts = [_f_time(0, x.ctime), _f_usec(1, x.cusec)]
     if x.subkey is not None:
-        parts.append(_f(2, _enc_encryption_key(x.subkey)))
+        parts.append(_f_encryption_key(2, x.subkey))
     if x.seq_number is not None:
         parts.append(_f_uint32(3, x.seq_number))
     return _tlv(0x7B, _seq_body(parts))
@@ -1117,9 +1200,9 @@ def _enc_krb_error(x: KrbError) -> bytes:
     if x.crealm is not None:
         parts.append(_f_string(7, x.crealm))
     if x.cname is not None:
-        parts.append(_f(8, _enc_principal(x.cname)))
+        parts.append(_f_principal(8, x.cname))
     parts.append(_f_string(9, x.realm))
-    parts.append(_f(10, _enc_principal(x.sname)))
+    parts.append(_f_principal(10, x.sname))
     if x.e_text is not None:
         parts.append(_f_string(11, x.e_text))
     if x.e_data is not None:
