@@ -12,6 +12,7 @@
     ktadd|xst [-k KEYTAB] [-e ENCTYPES] [-q] PRINCIPAL...   (new random keys, kvno + 1)
     bulk-addprinc --count N --format 'user{i:04d}' [-pw PW | -randkey] [-k KEYTAB]
                   [+requires_preauth] [-e ENCTYPES] [--start S] [--concurrency C]
+                  [--batch B]    (principals per precompute job, default 256)
 
 The cluster's client config (``client.toml`` with the admin certificate) comes from ``-c``,
 else ``$MPCKDC_ADMIN_CONFIG``, else ``DIR/cluster/client.toml`` with DIR from ``-d`` or
@@ -32,6 +33,7 @@ import tomllib
 from pathlib import Path
 
 from clients.admin_ops import (
+    BULK_BATCH,
     AdminError,
     PrincipalExists,
     PrincipalMissing,
@@ -431,6 +433,7 @@ async def cmd_bulk_addprinc(admin: RealmAdmin, argv: list[str]) -> int:
     keytab = None
     etypes = None
     concurrency = 32
+    batch = BULK_BATCH
     add: set[str] = set()
     remove: set[str] = set()
     while a.more():
@@ -443,6 +446,10 @@ async def cmd_bulk_addprinc(admin: RealmAdmin, argv: list[str]) -> int:
             start = int(a.value(opt))
         elif opt == "--concurrency":
             concurrency = int(a.value(opt))
+        elif opt == "--batch":
+            batch = int(a.value(opt))
+            if not 1 <= batch <= 4096:
+                raise UsageError("--batch must be from 1 to 4096")
         elif opt == "-pw":
             password = a.value(opt)
         elif opt == "-randkey":
@@ -472,7 +479,8 @@ async def cmd_bulk_addprinc(admin: RealmAdmin, argv: list[str]) -> int:
     try:
         done = await admin.bulk_add(
             names, password=password, keytab=keytab if randkey else None,
-            etypes=etypes or (18, 17), spec=spec, concurrency=concurrency, progress=progress)
+            etypes=etypes or (18, 17), spec=spec, concurrency=concurrency, batch=batch,
+            progress=progress)
     except AdminError as exc:
         return _mit_error("add_principal", exc, "while creating principals in bulk.")
     if randkey and keytab is None:
