@@ -13,8 +13,12 @@
     tgs         kdcload -m tgs -p alice -k alice.keytab -s HTTP/localhost
 
 at each concurrency (default 1, 16, 256) against both KDCs back to back. CPU is read from
-/proc for the front-end and for the three nodes. The nodes' Prometheus /metrics are scraped
-at the end. Prints a markdown table and writes ``bench/out/bench_mpc_realm.json``.
+/proc for the front-end and for the three nodes. Around every MPC run the nodes' engine
+counters (PING: frames = rounds sent, sections = batch layers carried, merge waits) give
+where the time goes: MPC rounds per op (on every node: the critical path of one op at
+concurrency 1), batch layers per round, wall time per round, node CPU per op. The nodes'
+Prometheus /metrics are scraped at the end. Prints a markdown table and writes
+``bench/out/bench_mpc_realm.json``.
 
     python -m bench.bench_mpc_realm [--seconds 10] [--conc 1 16 256] [--modes as-preauth tgs]
                                     [--transport udp|tcp] [--no-mit]
@@ -75,6 +79,40 @@ def node_ticks(realm: MpcRealm) -> int:
     return sum(process_ticks(p.pid) for p in realm.nodes if p is not None)
 
 
+def engine_counters(realm: MpcRealm) -> dict | None:
+    """Node 0's engine counters (PING over the admin client; all nodes run in lockstep)."""
+    import asyncio
+
+    from mpc.client import AsyncMpcClient, MpcError
+
+    async def ping() -> list[dict]:
+        client = AsyncMpcClient(realm.client_config, "admin", timeout=5)
+        try:
+            return await client.ping()
+        finally:
+            await client.close()
+
+    try:
+        replies = asyncio.run(ping())
+    except (MpcError, OSError, TimeoutError):
+        return None
+    return next((m for m in replies if m.get("party") == 0), None)
+
+
+def engine_delta(before: dict | None, after: dict | None, row: dict) -> dict:
+    """Rounds per op, layers per round and wall time per round of one run."""
+    if not before or not after or not row.get("ok"):
+        return {}
+    rounds = after["rounds"] - before["rounds"]
+    sections = after["sections"] - before["sections"]
+    secs = row["secs"] or 1.0
+    return {"rounds": rounds, "rounds_per_op": round(rounds / row["ok"], 1),
+            "sections_per_round": round(sections / rounds, 2) if rounds else None,
+            "round_us": round(secs * 1e6 / rounds, 1) if rounds else None,
+            "merge_waits": after.get("merge_waits", 0) - before.get("merge_waits", 0),
+            "rtt_us": after.get("rtt_us")}
+
+
 def scrape_metrics(realm: MpcRealm) -> dict[str, str]:
     from clients.admin_init import metrics_ports
 
@@ -91,14 +129,18 @@ def scrape_metrics(realm: MpcRealm) -> dict[str, str]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| mode | conc | KDC | ops/s | p50 ms | p99 ms | errors | KDC CPU | nodes CPU |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| mode | conc | KDC | ops/s | p50 ms | p99 ms | errors | KDC CPU | nodes CPU "
+             "| kdcload CPU | node CPU ms/op | rounds/op | layers/round | us/round |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        e = r.get("engine") or {}
         lines.append(
             f"| {r['mode']} | {r['conc']} | {r['target']} | {r['qps'] or 0:.1f} | "
             f"{r['p50_ms'] if r['p50_ms'] is not None else '-'} | "
             f"{r['p99_ms'] if r['p99_ms'] is not None else '-'} | {int(r['err'] or 0)} | "
-            f"{r['kdc_cpu']:.2f} | {r.get('nodes_cpu', '-')} |")
+            f"{r['kdc_cpu']:.2f} | {r.get('nodes_cpu', '-')} | {r.get('cli_cpu', '-')} | "
+            f"{r.get('node_cpu_ms_per_op', '-')} | {e.get('rounds_per_op', '-')} | "
+            f"{e.get('sections_per_round', '-')} | {e.get('round_us', '-')} |")
     return "\n".join(lines)
 
 
@@ -131,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                 for target in targets:
                     quiet_wait(0.5, 20)
                     n0 = node_ticks(realm) if target is ours else 0
+                    e0 = engine_counters(realm) if target is ours else None
                     row = run_kdcload(binary, target, mode, conc, args.seconds, args.transport)
                     if target is ours:
-                        row["nodes_cpu"] = round((node_ticks(realm) - n0) / HZ
-                                                 / (row["secs"] or args.seconds), 2)
+                        cpu = (node_ticks(realm) - n0) / HZ
+                        row["nodes_cpu"] = round(cpu / (row["secs"] or args.seconds), 2)
+                        row["node_cpu_ms_per_op"] = (round(cpu * 1e3 / row["ok"], 2)
+                                                     if row["ok"] else None)
+                        row["engine"] = engine_delta(e0, engine_counters(realm), row)
                     rows.append(row)
                     print(f"# {target.name:4} {mode:10} c={conc:<4} {row['raw']}", flush=True)
         metrics = scrape_metrics(realm)

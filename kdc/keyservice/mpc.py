@@ -13,13 +13,24 @@ The front-end holds no key, no derived key and no share. It asks the nodes for
 Batching (SPEC "The MPC engine": batch width is throughput): calls that arrive while a job
 of the same class (operation, etype, message size) is in flight wait and go out together as
 the next job, one bit-sliced instance each, so concurrency becomes width instead of more
-rounds. At most ``jobs_per_class`` jobs of one class run at once (default 4: the nodes merge
-the AND layers of all batches in flight into one frame per link per round, so a few batches
-in parallel cost little and cut the time a request waits for the next job).
+rounds. At most ``jobs_per_class`` jobs of one class run at once (default 2: a second job cuts the
+time a request waits for the next one; more jobs add a batch layer per frame and round on
+every node, and node CPU per round, mostly fixed per layer, is what limits throughput
+under load: ``bench_mpc_realm`` at 256 clients).
 
 Failure (SPEC "Reliability"): a node that is down, an error frame, inconsistent output
 shares or no answer within ``timeout`` seconds raise :class:`KeyServiceUnavailable`, which
 the core turns into KDC_ERR_SVC_UNAVAILABLE, so clients fail over instead of hanging.
+
+Two deadlines: ``timeout`` (liveness: every node must acknowledge a job within it; a node
+that dies fails its jobs at once through the lost connection or its peers' PEER_DOWN) and
+``run_timeout`` (load: how long an acknowledged job may compute, and how long a request may
+wait in its lane behind such jobs). Under load a login's MPC work can outlast ``timeout``
+while every node is alive and busy; answering it late is better than answering
+SVC_UNAVAILABLE, which MIT clients discard (they keep waiting and resend on their own back-off
+schedule of 1, 2, 4, 8 s: p99 of 15 s in ``bench_mpc_realm`` at 256 clients). Retransmits of
+a request in progress wait for its answer (``kdc.lookaside``), so late answers cost no
+extra MPC work.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ MAC_BYTES = 12  # RFC 3962 §6: HMAC-SHA1-96
 # use of a long-term key by a KDC: PA-ENC-TIMESTAMP (1), tickets (2), AS-REP enc-part (3).
 PRECOMPUTED_USAGES = frozenset({1, 2, 3})
 DEFAULT_TIMEOUT = 1.8  # seconds; SPEC: requests fail with SVC_UNAVAILABLE within 2 s
+DEFAULT_RUN_TIMEOUT = 10.0  # seconds an acknowledged job (or a request queued behind one) may take
 DEFAULT_CACHE_TTL = 1.5  # seconds a principal record is reused
 MAX_BATCH = 512  # instances per job (8 words of 64)
 MAX_MESSAGE_BYTES = 4096  # as mpc.circuits.kerberos.MAX_MESSAGE_BYTES: larger is refused
@@ -86,8 +98,9 @@ class MpcKeyService:
         *,
         client=None,
         timeout: float = DEFAULT_TIMEOUT,
+        run_timeout: float = DEFAULT_RUN_TIMEOUT,
         cache_ttl: float = DEFAULT_CACHE_TTL,
-        jobs_per_class: int = 4,
+        jobs_per_class: int = 2,
         max_batch: int = MAX_BATCH,
         rng: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.monotonic,
@@ -98,10 +111,12 @@ class MpcKeyService:
             from mpc.client import AsyncMpcClient
 
             client = AsyncMpcClient(Path(client_config), "frontend", timeout=timeout,
-                                    max_in_flight=64)
+                                    max_in_flight=64,
+                                    build_timeout=max(timeout, run_timeout))
         self._client = client
         self.realm = realm
         self.timeout = timeout
+        self.run_timeout = max(timeout, run_timeout)
         self.cache_ttl = cache_ttl
         self.jobs_per_class = max(1, jobs_per_class)
         self.max_batch = max(1, max_batch)
@@ -252,7 +267,10 @@ class MpcKeyService:
             lane.flush_scheduled = True
             loop.call_soon(self._flush, key, lane)
         try:
-            return await asyncio.wait_for(asyncio.shield(item.future), self.timeout + 0.1)
+            # The job itself fails within ``timeout`` unless all three nodes acknowledged
+            # it (alive, computing): then it, and a request queued behind it, may take up to
+            # ``run_timeout`` (see the module docstring).
+            return await asyncio.wait_for(asyncio.shield(item.future), self.run_timeout + 0.1)
         except TimeoutError:
             item.future.cancel()  # still queued: it will not be sent
             self.stats["unavailable"] += 1
@@ -328,7 +346,7 @@ class MpcKeyService:
             else:
                 coro = krbjobs.decrypt_many(self._client, [
                     (p.ref, p.usage, p.ref.etype, p.data) for p in batch], timeout=self.timeout)
-            out = await asyncio.wait_for(coro, self.timeout + 0.05)
+            out = await asyncio.wait_for(coro, self.run_timeout + 0.05)
         except MpcJobError as exc:
             raise _JobRefused(exc.code) from None
         except (TimeoutError, MpcError, OSError, ValueError) as exc:
