@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -34,6 +33,7 @@ import numpy as np
 
 from mpc import handles as hnames
 from mpc import registry, tls
+from mpc.blocking import BlockingProxy
 from mpc.client import AsyncMpcClient, Handle, MpcUnavailable, deal
 from mpc.cluster import ClientConfig, NodeAddress, load_client_config
 
@@ -233,48 +233,11 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class SyncAdminClient:
+class SyncAdminClient(BlockingProxy):
     """Blocking :class:`AdminClient` (its own event loop in a daemon thread)."""
 
     def __init__(self, config: ClientConfig | str | Path, **kwargs) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="admin-client",
-                                        daemon=True)
-        self._thread.start()
-        self._aio: AdminClient = self._call(_make, config, kwargs)
-
-    def __repr__(self) -> str:
-        return "SyncAdminClient()"
-
-    def _call(self, fn, *args, **kwargs):
-        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop).result()
-
-    @property
-    def aio(self) -> AdminClient:
-        return self._aio
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._aio, name)
-        if not asyncio.iscoroutinefunction(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            return self._call(attr, *args, **kwargs)
-
-        return call
-
-    def close(self) -> None:
-        try:
-            self._call(self._aio.close)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=2)
-
-    def __enter__(self) -> SyncAdminClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(lambda: _make(config, kwargs), "admin-client")
 
 
 async def _make(config, kwargs) -> AdminClient:

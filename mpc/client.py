@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from mpc import framing, jobs, tls
+from mpc.blocking import BlockingProxy
 from mpc.cluster import ClientConfig, load_client_config
 
 CONNECT_TIMEOUT = 1.0
@@ -438,50 +438,12 @@ def _combine(replies: list[tuple[dict, list]], mode: str, words: int) -> list[np
     return outs
 
 
-class MpcClient:
+class MpcClient(BlockingProxy):
     """Blocking wrapper of :class:`AsyncMpcClient` (own event loop in a daemon thread)."""
 
     def __init__(self, config: ClientConfig | str | Path, role: str = "admin",
                  **kwargs) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="mpc-client",
-                                        daemon=True)
-        self._thread.start()
-        self._aio = self._call_sync(_make_async, config, role, kwargs)
-
-    def __repr__(self) -> str:
-        return "MpcClient()"
-
-    def _call_sync(self, fn, *args, **kwargs):
-        fut = asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop)
-        return fut.result()
-
-    @property
-    def aio(self) -> AsyncMpcClient:
-        return self._aio
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._aio, name)
-        if not asyncio.iscoroutinefunction(attr):
-            return attr
-
-        def call(*args, **kwargs):
-            return self._call_sync(attr, *args, **kwargs)
-
-        return call
-
-    def close(self) -> None:
-        try:
-            self._call_sync(self._aio.close)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=2)
-
-    def __enter__(self) -> MpcClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(lambda: _make_async(config, role, kwargs), "mpc-client")
 
 
 async def _make_async(config, role, kwargs) -> AsyncMpcClient:
