@@ -1,4 +1,5 @@
-"""A bounds-checked big-endian reader for MIT's binary file formats (keytab, ccache).
+"""Reading and writing MIT's binary file formats (keytab, ccache): a bounds-checked
+big-endian reader and a locked in-place rewrite.
 
 Every read past the end raises the format's own error class with a "truncated" message, so a
 damaged file gives a clear error and never an IndexError or struct.error.
@@ -6,6 +7,8 @@ damaged file gives a clear error and never an IndexError or struct.error.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import struct
 
 _U16 = struct.Struct(">H")
@@ -41,3 +44,18 @@ class BinaryReader:
 
     def at_end(self) -> bool:
         return self.pos >= len(self.data)
+
+
+def rewrite_private_file(path: str, data: bytes) -> None:
+    """Replace ``path``'s content with ``data``, mode 0600, under a POSIX write lock.
+
+    Written in place (as MIT's cc_file.c and kt_file.c lock with fcntl), never through a
+    temporary copy: no stray file with keys is left behind. Raises OSError from open().
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        os.fchmod(f.fileno(), 0o600)
+        f.truncate(0)
+        f.write(data)
+        f.flush()

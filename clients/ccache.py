@@ -32,7 +32,7 @@ import os
 import struct
 from dataclasses import dataclass, field, replace
 
-from clients.binreader import BinaryReader
+from clients.binreader import BinaryReader, rewrite_private_file
 from kdc.crypto import Key
 from kdc.messages.model import AuthorizationDataEntry, HostAddress, PrincipalName
 from kdc.principal import PrincipalParseError, parse_principal, unparse_principal
@@ -302,15 +302,9 @@ def write_ccache(path: str, cc: Ccache) -> None:
     real = ccache_path(path)
     data = serialize_ccache(cc)
     try:
-        fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o600)
+        rewrite_private_file(real, data)
     except OSError as exc:
         raise CcacheError(f"cannot write credentials cache {real}: {exc.strerror}") from None
-    with os.fdopen(fd, "r+b") as f:
-        fcntl.lockf(f, fcntl.LOCK_EX)
-        os.fchmod(f.fileno(), 0o600)
-        f.truncate(0)
-        f.write(data)
-        f.flush()
 
 
 def default_ccache_name(environ: dict | None = None, config_default: str | None = None) -> str:

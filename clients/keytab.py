@@ -29,7 +29,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from clients.binreader import BinaryReader
+from clients.binreader import BinaryReader, rewrite_private_file
 from kdc.crypto import Key
 from kdc.messages.model import PrincipalName
 from kdc.principal import PrincipalParseError, parse_principal, unparse_principal
@@ -202,12 +202,6 @@ def write_keytab(path: str, entries: Iterable[KeytabEntry], append: bool = False
         return
     data = serialize_keytab(entries)
     try:
-        fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o600)
+        rewrite_private_file(real, data)
     except OSError as exc:
         raise KeytabError(f"cannot write key table file '{real}': {exc.strerror}") from None
-    with os.fdopen(fd, "r+b") as f:
-        fcntl.lockf(f, fcntl.LOCK_EX)
-        os.fchmod(f.fileno(), 0o600)
-        f.truncate(0)
-        f.write(data)
-        f.flush()
