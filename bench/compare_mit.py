@@ -36,7 +36,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.mit_kdc import free_port  # noqa: E402
 from tests.realm import KdcRealm, create_database, start_kdc, write_kdc_config  # noqa: E402
 
 REALM = "EXAMPLE.COM"
@@ -75,24 +75,6 @@ def kdcload_binary() -> Path:
         subprocess.run(["make", "-C", str(shared_dir() / "tools" / "kdcload"),
                         f"OUT={built.parent}"], check=True, timeout=300)
     return built
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (bounded number of tries)."""
-    for _ in range(64):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no free UDP+TCP port pair on 127.0.0.1")
-
-
-# -- CPU accounting -------------------------------------------------------------------------------
 
 
 def process_ticks(pid: int) -> int:

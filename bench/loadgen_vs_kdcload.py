@@ -26,18 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.compare_mit import kdcload_binary  # noqa: E402
 from bench.loadgen.engine import LoadConfig, run_load  # noqa: E402
 from bench.loadgen.report import run_to_json  # noqa: E402
 from tests.mit_kdc import MitRealm, missing_programs  # noqa: E402
-
-KDCLOAD_SRC = ROOT.parent / "shared" / "tools" / "kdcload"
-
-
-def kdcload_binary() -> Path:
-    built = ROOT / ".build" / "kdcload"
-    if not built.exists():
-        subprocess.run(["make", "-C", str(KDCLOAD_SRC), f"OUT={built.parent}"], check=True)
-    return built
 
 
 def run_kdcload(binary: Path, realm: MitRealm, conc: int, seconds: float) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,22 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from kdc.cli import free_ports
 from mpc.cluster import generate_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1 (bound to port 0, then released)."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def node_env() -> dict[str, str]:

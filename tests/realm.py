@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.mit_kdc import find_program
 from tests.vectors import PROJECT_ROOT
 
 # The reference key service (clear keys) is refused outside tests; this realm is a test realm.
@@ -47,10 +47,6 @@ PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 SERVICE = "HTTP/localhost"
 MIT_CLIENTS = ("kinit", "klist", "kvno")
 START_TIMEOUT = 60.0  # seconds; a cold numba/pyc cache on a busy 2-core machine is slow
-
-
-def find_program(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin")
 
 
 def require_mit_clients() -> None:
