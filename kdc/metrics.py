@@ -149,21 +149,16 @@ class _GaugeChild(_Value):
             self.value -= amount
 
 
-class Counter(_Metric):
-    """Monotonic count (name should end in ``_total``). With ``callback`` (no labels) the value
-    is read at render time, e.g. from counters another object already keeps."""
-
-    kind = "counter"
+class _ScalarMetric(_Metric):
+    """A metric with one number per label set; with ``callback`` (no labels) the value is read
+    at render time, e.g. from counters another object already keeps."""
 
     def __init__(self, name: str, help: str, labels: Sequence[str] = (),
                  callback: Callable[[], float] | None = None) -> None:
         super().__init__(name, help, labels)
         if callback is not None and labels:
-            raise ValueError("a callback counter has no labels")
+            raise ValueError(f"a callback {self.kind} has no labels")
         self.callback = callback
-
-    def _new_child(self):
-        return _CounterChild()
 
     def inc(self, amount: float = 1.0) -> None:
         self._default().inc(amount)
@@ -179,17 +174,19 @@ class Counter(_Metric):
         return lines
 
 
-class Gauge(_Metric):
+class Counter(_ScalarMetric):
+    """Monotonic count (name should end in ``_total``)."""
+
+    kind = "counter"
+
+    def _new_child(self):
+        return _CounterChild()
+
+
+class Gauge(_ScalarMetric):
     """A value that goes up and down (queue depth, batches in flight)."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, help: str, labels: Sequence[str] = (),
-                 callback: Callable[[], float] | None = None) -> None:
-        super().__init__(name, help, labels)
-        if callback is not None and labels:
-            raise ValueError("a callback gauge has no labels")
-        self.callback = callback
 
     def _new_child(self):
         return _GaugeChild()
@@ -197,21 +194,8 @@ class Gauge(_Metric):
     def set(self, value: float) -> None:
         self._default().set(value)
 
-    def inc(self, amount: float = 1.0) -> None:
-        self._default().inc(amount)
-
     def dec(self, amount: float = 1.0) -> None:
         self._default().dec(amount)
-
-    def render(self) -> list[str]:
-        lines = self.header()
-        if self.callback is not None:
-            lines.append(f"{self.name} {format_value(float(self.callback()))}")
-            return lines
-        for key, child in sorted(self._children.items()):
-            lines.append(f"{self.name}{_labels_text(self.label_names, key)} "
-                         f"{format_value(child.value)}")
-        return lines
 
 
 class _HistogramChild:
