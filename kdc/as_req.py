@@ -2,12 +2,13 @@
 
 Order of checks follows MIT ``process_as_req`` (src/kdc/do_as_req.c), so clients see the same
 error for the same request: client lookup, server lookup, principal and option policy, session
-key enctype, client key, pre-authentication, then the two encryptions.
+key enctype, client key, pre-authentication, then the ticket.
 
 Long-term keys are touched only through the key service: the PA-ENC-TIMESTAMP decryption
 (client key, usage 1), the ticket (server key, usage 2) and the reply (client key, usage 3).
 The two reply encryptions are independent and are issued together so an MPC backend can
-evaluate them in one batch.
+evaluate them in one batch; they start while the pre-authentication is still being verified
+and are discarded if it fails (no reply is ever sent without it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from kdc.messages.model import (
 )
 from kdc.policy import forwardable_allowed, renewable_allowed, ticket_times
 from kdc.principal import unparse_principal
-from kdc.transport import gather_eagerly
+from kdc.transport import gather_eagerly, start_eagerly
 
 if TYPE_CHECKING:
     from kdc.core import Kdc
@@ -122,18 +123,7 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     flags = C.INITIAL
     candidates = preauth.verifiable(req.padata)
     if candidates:
-        mech, pa = candidates[0]
-        rec.preauth = mech.name
-        try:
-            await mech.verify(kdc.keys, client, pa.padata_value, now, policy.clockskew)
-        except KdcError as err:
-            if err.code == C.KDC_ERR_PREAUTH_FAILED:
-                err.e_data = method_data(preauth.hint_list(client, client_key))
-            kdc.log.logger.info(
-                "preauth (%s) verify failure: %s", mech.name, C.error_text(err.code)
-            )
-            raise
-        flags |= C.PRE_AUTHENT
+        flags |= C.PRE_AUTHENT  # only used if the verification below succeeds
     elif client.requires_preauth:
         raise KdcError(
             C.KDC_ERR_PREAUTH_REQUIRED,
@@ -142,7 +132,70 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
         )
 
     # --- the ticket (RFC 4120 §3.1.3) --------------------------------------------------------
+    # Built and its two encryptions started before the pre-authentication result is known:
+    # under MPC each is a long chain of rounds, and the reply is sent only after the
+    # verification succeeded, so running them side by side takes a login from the sum of
+    # the two latencies to the larger one. A failed verification discards the encryptions.
+    # Errors keep MIT's order: a pre-authentication failure wins over a ticket error.
     rec.step = "ISSUE_TICKET"
+    issue_error: Exception | None = None
+    try:
+        flags, times, ticket_job, rep_job = _issue(kdc, body, client, server, client_key,
+                                                   server_key, ses_etype, flags, itime)
+        rec.step = "ENCRYPT_TICKET"
+        encryptions = start_eagerly(gather_eagerly(ticket_job, rep_job))
+    except Exception as exc:  # noqa: BLE001 - raised below, after the pre-authentication
+        issue_error, issue_step = exc, rec.step
+    if candidates:
+        rec.step = "CHECK_PADATA"
+        mech, pa = candidates[0]
+        rec.preauth = mech.name
+        try:
+            await mech.verify(kdc.keys, client, pa.padata_value, now, policy.clockskew)
+        except BaseException as err:
+            if issue_error is None:
+                _discard(encryptions)
+            if isinstance(err, KdcError):
+                if err.code == C.KDC_ERR_PREAUTH_FAILED:
+                    err.e_data = method_data(preauth.hint_list(client, client_key))
+                kdc.log.logger.info(
+                    "preauth (%s) verify failure: %s", mech.name, C.error_text(err.code)
+                )
+            raise
+    if issue_error is not None:
+        rec.step = issue_step
+        raise issue_error
+    rec.step = "ENCRYPT_TICKET"
+    done, value = encryptions
+    ticket_cipher, rep_cipher = value if done else await value
+    rec.step = "ENCODE_KDC_REP"
+    reply = KdcRep(
+        msg_type=C.KRB_AS_REP,
+        # RFC 4120 §5.2.7.5: PA-ETYPE-INFO2 for the reply key, so the client can derive it.
+        padata=(preauth.etype_info2_padata(client_key),),
+        crealm=body.realm,
+        cname=body.cname,
+        ticket=Ticket(
+            realm=body.realm,
+            sname=body.sname,
+            enc_part=EncryptedData(server_key.etype, server_key.kvno, ticket_cipher),
+        ),
+        enc_part=EncryptedData(client_key.etype, client_key.kvno, rep_cipher),
+    )
+    rec.authtime = itime
+    rec.rep_etype = client_key.etype
+    rec.tkt_etype = server_key.etype
+    rec.ses_etype = ses_etype
+    rec.flags = flags
+    return encode(reply)
+
+
+def _issue(kdc: Kdc, body, client: PrincipalEntry, server: PrincipalEntry,
+           client_key: KeyInfo, server_key: KeyInfo, ses_etype: int, flags: int,
+           itime: int) -> tuple:
+    """The ticket and the reply part (RFC 4120 §3.1.3): (flags, times, and the coroutines
+    of their two encryptions: server key, usage 2; client key, usage 3)."""
+    policy = kdc.policy
     opts = body.kdc_options
     if opts & C.FORWARDABLE and forwardable_allowed(client, server):
         flags |= C.FORWARDABLE
@@ -186,31 +239,16 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     )
     server_ref = KeyRef(server.name, server_key.kvno, server_key.etype)
     client_ref = KeyRef(client.name, client_key.kvno, client_key.etype)
-    rec.step = "ENCRYPT_TICKET"
-    ticket_cipher, rep_cipher = await gather_eagerly(
-        kdc.keys.encrypt(server_ref, C.KU_TICKET, encode(enc_ticket)),
-        kdc.keys.encrypt(client_ref, C.KU_AS_REP_ENC_PART, encode(enc_rep)),
-    )
-    rec.step = "ENCODE_KDC_REP"
-    reply = KdcRep(
-        msg_type=C.KRB_AS_REP,
-        # RFC 4120 §5.2.7.5: PA-ETYPE-INFO2 for the reply key, so the client can derive it.
-        padata=(preauth.etype_info2_padata(client_key),),
-        crealm=body.realm,
-        cname=body.cname,
-        ticket=Ticket(
-            realm=body.realm,
-            sname=body.sname,
-            enc_part=EncryptedData(server_key.etype, server_key.kvno, ticket_cipher),
-        ),
-        enc_part=EncryptedData(client_key.etype, client_key.kvno, rep_cipher),
-    )
-    rec.authtime = itime
-    rec.rep_etype = client_key.etype
-    rec.tkt_etype = server_key.etype
-    rec.ses_etype = ses_etype
-    rec.flags = flags
-    return encode(reply)
+    return (flags, times, kdc.keys.encrypt(server_ref, C.KU_TICKET, encode(enc_ticket)),
+            kdc.keys.encrypt(client_ref, C.KU_AS_REP_ENC_PART, encode(enc_rep)))
+
+
+def _discard(started: tuple[bool, object]) -> None:
+    """Cancel encryptions whose reply will not be sent (and retrieve their outcome)."""
+    done, value = started
+    if not done:
+        value.cancel()
+        value.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def validate_as_request(opts: int, client: PrincipalEntry, server: PrincipalEntry,

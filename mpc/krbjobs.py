@@ -6,11 +6,15 @@ and opad SHA-1 states) and the nodes run a size-class circuit (``mpc.registry``
 ``krb-enc/<etype>/<m>x<h>``, ``krb-dec/<etype>/<m>x<h>``) on it. Everything that depends on
 the exact message length is public and prepared here: the zero padding of the CBC input,
 the SHA-1 padding (RFC 2104 with the 64-byte key block counted), the CTS block swap and cut
-of RFC 3962 §5 (encrypt: on the revealed CBC chain) and the CTS tail mask (decrypt).
+of RFC 3962 §5 (encrypt: on the revealed CBC chain), the SHA-1 block selector (encrypt)
+and the CTS tail mask (decrypt).
 
-Items of one call that share a circuit (same etype and size class) run as ONE bit-sliced
-job (one instance per item, per-instance key handles), several jobs at once; results come
-back in item order. Output equals ``kdc.crypto.encrypt``/``decrypt`` byte for byte for the
+Items of one call that share a circuit run as ONE bit-sliced job (one instance per item,
+per-instance key handles), several jobs at once; results come back in item order.
+Decryptions share a circuit when they have the same etype and size class; encryptions of up
+to ``SHARED_ENCRYPT_BLOCKS`` SHA-1 blocks share the class circuit of the longest of them (a
+public selector picks each instance's inner digest), so an AS reply's ticket and enc-part
+cost one job. Output equals ``kdc.crypto.encrypt``/``decrypt`` byte for byte for the
 same confounder.
 
 Decryption checks the tag inside MPC; only ok and, if ok, the plaintext are revealed
@@ -37,6 +41,8 @@ from mpc.circuits.kerberos import (
     CONFOUNDER_BYTES,
     MAC_BYTES,
     MAX_MESSAGE_BYTES,
+    encrypt_class,
+    encrypt_family,
     size_class,
 )
 from mpc.client import AsyncMpcClient, Handles, MpcUnavailable
@@ -81,20 +87,22 @@ async def encrypt_many(client: AsyncMpcClient,
         if len(data) > MAX_MESSAGE_BYTES:
             raise ValueError(f"message longer than {MAX_MESSAGE_BYTES - CONFOUNDER_BYTES} bytes")
         prepared.append((material_handles(key, etype, usage), etype, data))
-    groups: dict[str, list[int]] = {}
+    # One job per (etype, family) on the class of its longest message (kerberos.encrypt_family).
+    groups: dict[tuple[int, int], list[int]] = {}
     for idx, (_, etype, data) in enumerate(prepared):
-        groups.setdefault(registry.krb_encrypt_name(etype, len(data)), []).append(idx)
+        groups.setdefault((etype, encrypt_family(len(data))), []).append(idx)
     out: list[bytes | None] = [None] * len(prepared)
 
-    async def run_group(name: str, idxs: list[int]) -> None:
-        m, h = size_class(len(prepared[idxs[0]][2]))
-        words = (len(idxs) + 63) // 64
+    async def run_group(group: tuple[int, int], idxs: list[int]) -> None:
         datas = [prepared[i][2] for i in idxs]
-        cbc_in = [d + bytes(16 * m - len(d)) for d in datas]
-        mac_in = [d + sha1_padding(len(d), BLOCK_BYTES) for d in datas]
-        assert all(len(x) == BLOCK_BYTES * h for x in mac_in)
-        inputs = [*_handle_inputs([prepared[i][0] for i in idxs]), cbc_in, mac_in]
-        chain_arr, tag_arr = await client.run(name, inputs, words=words, mode="reveal",
+        h = max(size_class(len(d))[1] for d in datas)
+        m, h = encrypt_class(h)
+        words = (len(idxs) + 63) // 64
+        publics = [list(col) for col in zip(*(_encrypt_public_inputs(d, m, h) for d in datas),
+                                            strict=True)]
+        inputs = [*_handle_inputs([prepared[i][0] for i in idxs]), *publics]
+        chain_arr, tag_arr = await client.run(registry.krb_encrypt_class_name(group[0], h),
+                                              inputs, words=words, mode="reveal",
                                               timeout=timeout)
         chains = jobs.unpack_bytes_instances(chain_arr, len(idxs))
         tags = jobs.unpack_bytes_instances(tag_arr, len(idxs))
@@ -201,6 +209,16 @@ def _cts_from_chain(chain: bytes, n: int) -> bytes:
     return chain[: 16 * (m - 2)] + c_last + c_prev[:last]
 
 
+def _encrypt_public_inputs(data: bytes, m: int, h: int) -> list[bytes]:
+    """Public inputs 3, 4, 5 of ``krb-enc/<etype>/<m>x<h>`` for one conf|plaintext (see
+    ``mpc.circuits.kerberos.build_encrypt_class_circuit``)."""
+    mac_in = data + sha1_padding(len(data), BLOCK_BYTES)
+    blocks = len(mac_in) // BLOCK_BYTES
+    select = (1 << (8 * ((h + 7) // 8) - blocks)).to_bytes((h + 7) // 8, "big")
+    return [data + bytes(16 * m - len(data)), mac_in + bytes(BLOCK_BYTES * h - len(mac_in)),
+            select]
+
+
 def _decrypt_public_inputs(ciphertext: bytes, m: int, h: int) -> list[bytes]:
     """Public inputs 3.. of ``krb-dec/<etype>/<m>x<h>`` for one ciphertext (see
     ``mpc.circuits.kerberos.build_decrypt_class_circuit``)."""
@@ -216,12 +234,12 @@ def _decrypt_public_inputs(ciphertext: bytes, m: int, h: int) -> list[bytes]:
             pad_vec, tag]
 
 
-async def _run_groups(groups: dict[str, list[int]], run_group) -> None:
-    """One job per (circuit, chunk of MAX_INSTANCES_PER_JOB items), all at once."""
+async def _run_groups(groups: dict, run_group) -> None:
+    """One job per (group, chunk of MAX_INSTANCES_PER_JOB items), all at once."""
     tasks = []
-    for name, idxs in groups.items():
+    for group, idxs in groups.items():
         for k in range(0, len(idxs), MAX_INSTANCES_PER_JOB):
-            tasks.append(run_group(name, idxs[k:k + MAX_INSTANCES_PER_JOB]))
+            tasks.append(run_group(group, idxs[k:k + MAX_INSTANCES_PER_JOB]))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException):

@@ -142,10 +142,17 @@ def krb_precompute_name(etype: int) -> str:
 
 
 def krb_encrypt_name(etype: int, n_bytes: int) -> str:
-    """The size-class encrypt circuit for an ``n_bytes`` conf|plaintext."""
+    """The smallest encrypt class circuit for an ``n_bytes`` conf|plaintext."""
     from mpc.circuits.kerberos import size_class
 
-    m, h = size_class(n_bytes)
+    return krb_encrypt_class_name(etype, size_class(n_bytes)[1])
+
+
+def krb_encrypt_class_name(etype: int, h: int) -> str:
+    """The encrypt class circuit for conf|plaintexts of at most ``h`` SHA-1 blocks."""
+    from mpc.circuits.kerberos import encrypt_class
+
+    m, h = encrypt_class(h)
     return f"krb-enc/{int(etype)}/{m}x{h}"
 
 

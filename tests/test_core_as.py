@@ -136,7 +136,9 @@ async def test_wrong_password_is_preauth_failed_with_hints(caplog):
     assert err.e_text == "PREAUTH_FAILED"
     md = method_data_of(err)
     assert list(md) == [C.PA_ETYPE_INFO2, C.PA_ENC_TIMESTAMP]
-    assert h.keys.calls["decrypt"] == 1 and h.keys.calls["encrypt"] == 0
+    # The reply's two encryptions ran side by side with the verification (as_req) and were
+    # discarded: the client got only the error.
+    assert h.keys.calls["decrypt"] == 1 and h.keys.calls["encrypt"] == 2
     assert "preauth (encrypted_timestamp) verify failure: Preauthentication failed" in caplog.text
     assert (
         "127.0.0.1: PREAUTH_FAILED: bob@EXAMPLE.COM for krbtgt/EXAMPLE.COM@EXAMPLE.COM, "

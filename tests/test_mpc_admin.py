@@ -19,6 +19,7 @@ from kdc.metrics import parse_text
 from mpc import handles as hnames
 from mpc import jobs, krbjobs, registry
 from mpc.admin_client import AdminClient, AdminError, SyncAdminClient
+from mpc.circuits.kerberos import encrypt_class
 from mpc.client import AsyncMpcClient, Handle, Handles, MpcClient, MpcJobError
 from tests.mpc_cluster import MpcCluster, wait_until
 
@@ -242,8 +243,7 @@ async def test_frontend_role_is_refused_everything_but_krb_jobs(cluster, admin):
     base = hnames.base_key(name, 1, 17)
     ke, ki_in, ki_out = hnames.usage_material(name, 1, 17, 1)
     enc = registry.krb_encrypt_name(17, 40)
-    m, h = 3, 1
-    publics = [bytes(16 * m), bytes(64 * h)]
+    publics = krbjobs._encrypt_public_inputs(bytes(40), *encrypt_class(1))
     try:
         attempts = {
             "store": front.store_secret("evil", b"\x01" * 16),
@@ -269,7 +269,7 @@ async def test_frontend_role_is_refused_everything_but_krb_jobs(cluster, admin):
         assert [p["party"] for p in await front.ping()] == [0, 1, 2]
         (chain, tag), = [await front.run(enc, [Handle(ke), Handle(ki_in), Handle(ki_out),
                                                 *publics])]
-        assert chain.shape == (128 * m, 1) and tag.shape == (96, 1)
+        assert chain.shape == (128 * encrypt_class(1)[0], 1) and tag.shape == (96, 1)
     finally:
         await front.close()
     # The admin API refuses the frontend certificate (and takes the admin one).
@@ -324,7 +324,7 @@ async def test_frontend_warm_up_builds_size_classes_on_every_node(cluster):
                                               ("enc", 17, 301)])
     finally:
         await front.close()
-    assert names == ["krb-enc/17/19x5", "krb-dec/17/19x5"]
+    assert names == ["krb-enc/17/20x5", "krb-dec/17/19x5"]
     for i in range(3):
         files = {p.name for p in (cluster.dir / f"node-{i}" / "circuits").glob("*.npz")}
         for name in names:
@@ -382,7 +382,6 @@ def test_size_class_circuits_equal_reference(etype):
     give kdc.crypto.encrypt's bytes; decryption opens them, rejects a flipped bit with ok=0
     and all-zero output. Sizes cover one block, a partial and a full last block, and the
     SHA-1 block boundary (55/56 bytes of conf|plaintext)."""
-    from mpc.circuits.hmac import sha1_padding
     from mpc.circuits.kerberos import size_class
 
     key = crypto.random_key(etype)
@@ -395,11 +394,14 @@ def test_size_class_circuits_equal_reference(etype):
         conf, plain = bytes([n]) * 16, bytes((3 * i + n) % 256 for i in range(n - 16))
         data = conf + plain
         m, h = size_class(n)
-        enc = registry.get(registry.krb_encrypt_name(etype, n))
-        chain, tag = enc.evaluate_plain([*material[usage], _bits(data + bytes(16 * m - n)),
-                                         _bits(data + sha1_padding(n))])
-        ct = krbjobs._cts_from_chain(_bytes(chain), n) + _bytes(tag)
-        assert ct == crypto.encrypt(key, usage, plain, conf), n
+        # Its own class, and the 4-block class it shares with longer messages (the selector
+        # picks its inner digest; the chain's extra blocks are ignored).
+        for cm, ch in {encrypt_class(h), encrypt_class(max(h, 4))}:
+            enc = registry.get(registry.krb_encrypt_class_name(etype, ch))
+            publics = krbjobs._encrypt_public_inputs(data, cm, ch)
+            chain, tag = enc.evaluate_plain([*material[usage], *map(_bits, publics)])
+            ct = krbjobs._cts_from_chain(_bytes(chain), n) + _bytes(tag)
+            assert ct == crypto.encrypt(key, usage, plain, conf), (n, ch)
         dec = registry.get(registry.krb_decrypt_name(etype, len(ct)))
         for cipher, good in ((ct, True), (ct[:-13] + bytes([ct[-13] ^ 4]) + ct[-12:], False)):
             publics = krbjobs._decrypt_public_inputs(cipher, m, h)

@@ -11,8 +11,9 @@ The front-end holds no key, no derived key and no share. It asks the nodes for
   ok-masked plaintext, are revealed to us (SPEC "Threat model": the KDC is no oracle).
 
 Batching (SPEC "The MPC engine": batch width is throughput): calls that arrive while a job
-of the same class (operation, etype, message size) is in flight wait and go out together as
-the next job, one bit-sliced instance each, so concurrency becomes width instead of more
+of the same lane (decryptions: etype and size class; encryptions: etype and
+``mpc.circuits.kerberos.encrypt_family``) is in flight wait and go out together as the next
+job, one bit-sliced instance each, so concurrency becomes width instead of more
 rounds. At most ``jobs_per_class`` jobs of one class run at once (default 2: a second job cuts the
 time a request waits for the next one; more jobs add a batch layer per frame and round on
 every node, and node CPU per round, mostly fixed per layer, is what limits throughput
@@ -50,7 +51,7 @@ from kdc.keyservice.base import (
     PrincipalEntry,
     UnknownKey,
 )
-from mpc.circuits.kerberos import size_class
+from mpc.circuits.kerberos import encrypt_family, size_class
 
 CONFOUNDER_BYTES = 16  # RFC 3962 §6: one AES block
 MAC_BYTES = 12  # RFC 3962 §6: HMAC-SHA1-96
@@ -125,7 +126,7 @@ class MpcKeyService:
         self._records: dict[str, tuple[float, PrincipalEntry | None]] = {}
         self._lookup_waiting: dict[str, asyncio.Future] = {}
         self._lookup_busy = False
-        self._lanes: dict[tuple, _Lane] = {}  # (op, etype, AES blocks, SHA-1 blocks)
+        self._lanes: dict[tuple, _Lane] = {}  # (op, etype, size class or family)
         self.stats = {"jobs": 0, "instances": 0, "unavailable": 0, "max_width": 0}
 
     def __repr__(self) -> str:
@@ -253,10 +254,12 @@ class MpcKeyService:
     async def _submit(self, op: str, ref: KeyRef, usage: int, data: bytes):
         loop = asyncio.get_running_loop()
         item = _Pending(ref, usage, data, loop.create_future())
-        # One lane per circuit: krbjobs runs every length of a size class (AES blocks, SHA-1
-        # blocks) on one circuit, so those requests can share a job.
-        n = len(data) if op == "enc" else len(data) - MAC_BYTES
-        key = (op, ref.etype, *size_class(n))
+        # One lane per job krbjobs can form: decryptions of one size class (AES blocks, SHA-1
+        # blocks); encryptions of one family (tickets and enc-parts together).
+        if op == "enc":
+            key = (op, ref.etype, encrypt_family(len(data)))
+        else:
+            key = (op, ref.etype, *size_class(len(data) - MAC_BYTES))
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = _Lane()

@@ -87,10 +87,20 @@ def inner_digest(
     adder: str = "csa",
 ) -> list[int]:
     """SHA-1 chaining over the padded message blocks from the ipad state: 160 wires."""
-    state = list(inner_state)
+    return inner_states(b, inner_state, message_blocks, adder)[-1]
+
+
+def inner_states(
+    b: GateBuilder,
+    inner_state: Sequence[int],
+    message_blocks: Sequence[Sequence[int]] | Sequence[int],
+    adder: str = "csa",
+) -> list[list[int]]:
+    """The chaining value after each message block (160 wires each), first block first."""
+    states = [list(inner_state)]
     for block in _split_blocks(message_blocks):
-        state = compress(b, state, block, adder=adder)
-    return state
+        states.append(compress(b, states[-1], block, adder=adder))
+    return states[1:]
 
 
 def outer_digest(

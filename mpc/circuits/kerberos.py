@@ -34,7 +34,14 @@ from mpc.builder import CircuitBuilder
 from mpc.circuit import Circuit
 from mpc.circuits.aes import decrypt_block, encrypt_block, expand_key
 from mpc.circuits.compare import equal
-from mpc.circuits.hmac import BLOCK_BYTES, hmac_sha1_96, sha1_padding
+from mpc.circuits.hmac import (
+    BLOCK_BYTES,
+    MAC_BITS,
+    hmac_sha1_96,
+    inner_states,
+    outer_digest,
+    sha1_padding,
+)
 from mpc.circuits.sbox import GateBuilder
 from mpc.circuits.sha1 import IV, compress
 
@@ -411,6 +418,25 @@ def size_class(n_bytes: int) -> tuple[int, int]:
     return (n + 15) // 16, block_count(n, BLOCK_BYTES)
 
 
+def encrypt_class(h: int) -> tuple[int, int]:
+    """The encrypt class circuit (m, h) that runs every conf|plaintext of at most h SHA-1
+    blocks: m = 4h AES blocks (the most an h-block message has), at most the 4096-byte cap."""
+    return min(4 * h, MAX_MESSAGE_BYTES // 16), h
+
+
+# Encryptions of up to this many SHA-1 blocks may share one job on the class of the largest:
+# an AS reply's ticket (3 blocks) and enc-part (4 blocks) then cost one batch, not two, and
+# the smaller one's latency is hidden by the larger one the reply waits for anyway.
+SHARED_ENCRYPT_BLOCKS = 4
+
+
+def encrypt_family(n_bytes: int) -> int:
+    """Which encryptions may share a job: 0 for up to SHARED_ENCRYPT_BLOCKS SHA-1 blocks,
+    else the block count (a long message never drags short ones through its rounds)."""
+    h = size_class(n_bytes)[1]
+    return 0 if h <= SHARED_ENCRYPT_BLOCKS else h
+
+
 def size_class_bytes(m: int, h: int) -> range:
     """The conf|plaintext lengths that fall in class (m, h) (empty if none)."""
     lo, hi = max(CONFOUNDER_BYTES, 16 * (m - 1) + 1), min(16 * m, MAX_MESSAGE_BYTES)
@@ -427,14 +453,20 @@ def _check_class(m: int, h: int) -> tuple[int, int]:
 
 
 def build_encrypt_class_circuit(etype: int, m: int, h: int) -> Circuit:
-    """RFC 3961 §5.3 encryption of any conf|plaintext of size class (m, h).
+    """RFC 3961 §5.3 encryption of any conf|plaintext of at most m AES and h SHA-1 blocks.
 
     Inputs: 0, 1, 2 = Ke round keys, Ki inner state, Ki outer state (shared, as
-    :func:`build_encrypt_circuit`); 3 = conf|plaintext zero-padded to 16*m bytes (public);
-    4 = conf|plaintext with its SHA-1 padding, 64*h bytes (public; the key block counted).
+    :func:`build_encrypt_circuit`); public:
+      3 = conf|plaintext zero-padded to 16*m bytes,
+      4 = conf|plaintext with its SHA-1 padding, zero-padded to 64*h bytes (key block counted),
+      5 = block selector, h bits zero-padded to whole bytes: bit j (MSB first) is 1 iff the
+          padded message ends with block j + 1.
     Outputs: 0 = the CBC chain C_1..C_m with a zero IV (128*m wires); 1 = the 96-bit tag.
-    The caller forms the CTS ciphertext (RFC 3962 §5): for m >= 2 the last two blocks are
-    swapped and the new last one cut to the length of the last input block.
+    The caller keeps the chain's first ceil(n/16) blocks (later ones only chain on zero
+    blocks) and forms the CTS ciphertext (RFC 3962 §5): for two or more blocks the last two
+    are swapped and the new last one cut to the length of the last input block.
+    The inner digest is the chaining value the selector picks (one AND layer of 160*h gates
+    when h > 1), so messages of different lengths run as one bit-sliced batch.
     """
     return _build_encrypt_class(int(etype), *_check_class(int(m), int(h)))
 
@@ -445,6 +477,7 @@ def _build_encrypt_class(etype: int, m: int, h: int) -> Circuit:
     material = _material_inputs(b, etype)
     data = b.input(BLOCK_BITS * m)
     message = b.input(8 * BLOCK_BYTES * h)
+    select = b.input(8 * ((h + 7) // 8))
     chain: Wires = []
     prev: Sequence[int] | None = None
     for block in _blocks(data):
@@ -452,7 +485,14 @@ def _build_encrypt_class(etype: int, m: int, h: int) -> Circuit:
         prev = encrypt_block(b, material.ke_round_keys, x)
         chain.extend(prev)
     b.output(chain)
-    b.output(hmac_sha1_96(b, material.ki_inner_state, material.ki_outer_state, message))
+    states = inner_states(b, material.ki_inner_state, message)
+    digest = states[0]
+    if h > 1:
+        digest = [b.and_(select[0], w) for w in states[0]]
+        for j in range(1, h):
+            digest = [b.xor(d, b.and_(select[j], w)) for d, w in zip(digest, states[j],
+                                                                     strict=True)]
+    b.output(outer_digest(b, material.ki_outer_state, digest)[:MAC_BITS])
     return b.build()
 
 
