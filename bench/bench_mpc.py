@@ -116,15 +116,20 @@ async def bench(cluster: MpcCluster, quick: bool) -> dict:
         await client.run(name, [x, x], words=1)
     n = 10 if quick else 30
     _, lat1 = await _jobs(client, "and-layer:64x1", [x, x], 1, n, 1)
+    cpu0 = _node_cpu(cluster)
     _, latd = await _jobs(client, f"and-layer:64x{depth}", [x, x], 1, max(5, n // 2), 1)
+    # CPU of one node per round (mean of the three; includes the few job set-up costs).
+    round_cpu_us = 1e6 * (_node_cpu(cluster) - cpu0) / (3 * depth * max(5, n // 2))
     base = statistics.median(lat1)
     per_round = sorted((t - base) / (depth - 1) * 1e6 for t in latd)
     round_us = statistics.median(per_round)
     res["round_latency_us_p50"] = round_us
     res["round_latency_us_samples"] = per_round
+    res["round_node_cpu_us"] = round_cpu_us
     res["job_depth1_ms_p50"] = base * 1e3
     res["rows"].append({"what": "round latency (1 word, p50)", "value": round_us,
-                        "unit": "us/round"})
+                        "unit": "us/round",
+                        "cpu": f"{round_cpu_us:.1f} us CPU per node and round"})
 
     # Pure AND layers.
     width, d = 1024, 8

@@ -17,6 +17,7 @@ Many PartyEvaluations may be in flight in one process: all state is per object.
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -26,6 +27,36 @@ from mpc.prf import PURPOSE_ZERO, PartyRandomness, label_nonce
 
 POOL_BYTES = 256 << 20  # wire arrays kept for reuse, per process
 POOL_PER_SHAPE = 8
+# Zero-share streams of small AND layers are drawn several layers at a time (two AES calls per
+# window instead of two per layer: the calls' Python overhead, not AES, was a third of a
+# small round's CPU). Per key and evaluation; layers above WINDOW_LAYER_MAX are drawn alone.
+WINDOW_BYTES = 32 << 10
+WINDOW_LAYER_MAX = 8 << 10
+
+
+class _Plan:
+    """Per-circuit facts the round path needs, computed once per circuit object."""
+
+    __slots__ = ("sizes", "size_array", "widest", "depth")
+
+    def __init__(self, circuit: Circuit) -> None:
+        self.sizes = [len(layer) for layer in circuit.and_layers]
+        self.size_array = np.asarray(self.sizes, dtype=np.int64)
+        self.widest = max(self.sizes, default=0)
+        self.depth = len(self.sizes)
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PLANS_LOCK = threading.Lock()
+
+
+def _plan(circuit: Circuit) -> _Plan:
+    plan = _PLANS.get(circuit)
+    if plan is None:
+        plan = _Plan(circuit)
+        with _PLANS_LOCK:
+            _PLANS[circuit] = plan
+    return plan
 
 
 class _WirePool:
@@ -112,9 +143,17 @@ class PartyEvaluation:
         ones = np.uint64(0xFFFFFFFFFFFFFFFF)
         self._flip0 = ones if party == 0 else np.uint64(0)
         self._flip1 = ones if party == 2 else np.uint64(0)
-        widest = max(circuit.layer_sizes, default=0)
-        self._alpha_own = np.empty((widest, words), dtype=np.uint64)
-        self._alpha_next = np.empty((widest, words), dtype=np.uint64)
+        plan = self._plan = _plan(circuit)
+        widest = plan.widest
+        # Layers too big for the PRF window get their streams drawn one layer at a time.
+        big = widest if widest * words * 8 > WINDOW_LAYER_MAX else 0
+        self._alpha_own = np.empty((big, words), dtype=np.uint64)
+        self._alpha_next = np.empty((big, words), dtype=np.uint64)
+        self._win_own: np.ndarray | None = None
+        self._win_next: np.ndarray | None = None
+        self._win_first = 0  # the window holds the streams of layers [first, end)
+        self._win_end = 0
+        self._win_off: list[int] = []  # offset (uint64 words) of each layer's streams
         self._reuse = reuse_send_buffers
         self._send_ring = (
             [np.empty((widest, words), dtype=np.uint64) for _ in range(2)]
@@ -191,9 +230,19 @@ class PartyEvaluation:
         Returns the next send buffer, or None when the circuit is finished."""
         if not self._started or self._finished:
             raise EvaluationStateError("receive() without an outstanding round")
-        layer = self.circuit.and_layers[self.round]
-        shape = (len(layer), self.words)
-        if isinstance(z_from_next, bytes | bytearray | memoryview):
+        rnd = self.round
+        layer = self.circuit.and_layers[rnd]
+        shape = (self._plan.sizes[rnd], self.words)
+        if type(z_from_next) is np.ndarray:
+            z = z_from_next
+            if z.shape != shape:
+                if z.ndim == 1 and z.size == shape[0] * shape[1]:
+                    z = z.reshape(shape)
+                else:
+                    raise ValueError(f"expected uint64 z of shape {shape}, got {z.shape}")
+            if z.dtype != np.uint64:
+                raise ValueError(f"expected uint64 z of shape {shape}, got {z.dtype}")
+        elif isinstance(z_from_next, bytes | bytearray | memoryview):
             raw = np.frombuffer(z_from_next, dtype="<u8")
             if raw.size != shape[0] * shape[1]:
                 raise ValueError(f"expected {shape[0] * shape[1] * 8} bytes of z, got {raw.nbytes}")
@@ -202,9 +251,10 @@ class PartyEvaluation:
             z = np.asarray(z_from_next)
             if z.shape != shape or z.dtype != np.uint64:
                 raise ValueError(f"expected uint64 z of shape {shape}, got {z.dtype} {z.shape}")
-        z = np.ascontiguousarray(z)
-        self.round += 1
-        return self._step(layer, z, self.round)
+        if not z.flags.c_contiguous:
+            z = np.ascontiguousarray(z)
+        self.round = rnd + 1
+        return self._step(layer, z, rnd + 1)
 
     def prepare_next(self, max_bytes: int = 1 << 18) -> bool:
         """Draw the zero-share streams of the next AND layer now, while this party waits for
@@ -215,9 +265,14 @@ class PartyEvaluation:
         if not self._started or self._finished:
             return False
         nxt = self.round + 1
-        if nxt >= self.circuit.and_depth or self._alpha_ready == nxt:
-            return self._alpha_ready == nxt
-        n = len(self.circuit.and_layers[nxt])
+        if nxt >= self._plan.depth:
+            return False
+        if self._win_first <= nxt < self._win_end or self._alpha_ready == nxt:
+            return True
+        n = self._plan.sizes[nxt]
+        if n * self.words * 8 <= WINDOW_LAYER_MAX:
+            self._refill_window(nxt)
+            return True
         if n * self.words * 8 > max_bytes:
             return False
         self._rand.zero_share_streams(
@@ -226,19 +281,49 @@ class PartyEvaluation:
         self._alpha_ready = nxt
         return True
 
+    def _refill_window(self, first: int) -> None:
+        """Draw the zero-share streams of layers first, first+1, ... that fit the window."""
+        words = self.words
+        if self._win_own is None:
+            self._win_own = np.empty(WINDOW_BYTES // 8 + 2, dtype=np.uint64)
+            self._win_next = np.empty(WINDOW_BYTES // 8 + 2, dtype=np.uint64)
+        sizes = self._plan.size_array[first:first + WINDOW_BYTES // 8]
+        blocks = (sizes * words + 1) >> 1  # 16-byte AES blocks per layer (rounded up)
+        ends = np.cumsum(blocks)
+        k = max(int(np.searchsorted(ends, WINDOW_BYTES // 16, side="right")), 1)
+        blocks = blocks[:k]
+        self._rand.zero_share_window(self.batch_id, first, blocks, self._win_own, self._win_next)
+        self._win_off = (2 * (ends[:k] - blocks)).tolist()
+        self._win_first = first
+        self._win_end = first + k
+
+    def _alpha(self, index: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """This party's two zero-share streams for AND layer ``index`` (n gates)."""
+        words = self.words
+        if not self._win_first <= index < self._win_end:
+            if n * words * 8 > WINDOW_LAYER_MAX:
+                alpha_own = self._alpha_own[:n]
+                alpha_next = self._alpha_next[:n]
+                if self._alpha_ready != index:
+                    self._rand.zero_share_streams(self.batch_id, index, alpha_own, alpha_next)
+                self._alpha_ready = -1
+                return alpha_own, alpha_next
+            self._refill_window(index)
+        off = self._win_off[index - self._win_first]
+        end = off + n * words
+        return (self._win_own[off:end].reshape(n, words),
+                self._win_next[off:end].reshape(n, words))
+
     def _step(
         self, prev_layer: np.ndarray, recv: np.ndarray, segment_index: int
     ) -> np.ndarray | None:
         c = self.circuit
         segment = c.segments[segment_index]
-        if segment_index < c.and_depth:
+        depth = self._plan.depth
+        if segment_index < depth:
             layer = c.and_layers[segment_index]
-            n = len(layer)
-            alpha_own = self._alpha_own[:n]
-            alpha_next = self._alpha_next[:n]
-            if self._alpha_ready != segment_index:
-                self._rand.zero_share_streams(self.batch_id, segment_index, alpha_own, alpha_next)
-            self._alpha_ready = -1
+            n = self._plan.sizes[segment_index]
+            alpha_own, alpha_next = self._alpha(segment_index, n)
             if self._reuse:
                 send = self._send_ring[segment_index & 1][:n]
             else:
@@ -250,7 +335,7 @@ class PartyEvaluation:
             self._flat, prev_layer, recv, segment, layer,
             alpha_own, alpha_next, send, self._flip0, self._flip1,
         )  # fmt: skip
-        if segment_index >= c.and_depth:
+        if segment_index >= depth:
             self._finished = True
             return None
         return send

@@ -21,8 +21,9 @@ node computes identically (the MPyC program-counter idea), so no coordination me
 needed; the receiver routes each payload to its batch by label.
 
 Frames of up to 64 KiB of payload are sent as one buffer (one TLS record batch); larger
-payloads follow the header+table as separate buffers without a copy, and the receiver
-(:class:`BufferedReader`) reads them straight into their numpy arrays.
+payloads follow the header+table as separate buffers without a copy. The receiver
+(:class:`BufferedReader`) reads a frame's body into one array and hands out each section
+as a view into it (one allocation and copy per frame, not per section).
 
 Client frames (kinds ``JOB`` ... ``DIGESTS``) carry a body laid out by :mod:`mpc.jobs`.
 """
@@ -109,21 +110,38 @@ def read_header(sock, max_length: int) -> Header:
 def bundle_buffers(round_no: int, sections: list[tuple[int, int, np.ndarray]]) -> list:
     """The buffers of one BUNDLE frame: header+table in one bytes object, then each payload.
 
-    ``sections`` are ``(batch_id, round, z)`` with z a C-contiguous uint64 array; payloads
-    are passed as memoryviews (no copy).
+    ``sections`` are ``(batch_id, round, z)`` with z a uint64 array; C-contiguous payloads
+    are passed as they are (no copy: the buffer protocol gives their bytes).
     """
-    table = bytearray(COUNT.pack(len(sections), 0))
+    count = len(sections)
+    fields: list[int] = [count, 0]
     payloads = []
     total = 0
     for batch_id, rnd, z in sections:
-        mv = memoryview(np.ascontiguousarray(z).reshape(-1).view(np.uint8))
-        table += SECTION.pack(batch_id, rnd, 0, mv.nbytes)
-        payloads.append(mv)
-        total += mv.nbytes
-    head = pack_header(KIND_BUNDLE, len(table) + total, round=round_no) + bytes(table)
+        if not z.flags.c_contiguous:
+            z = np.ascontiguousarray(z)
+        n = z.nbytes
+        fields += (batch_id, rnd, 0, n)
+        payloads.append(z)
+        total += n
+    table = _table_struct(count).pack(*fields)
+    head = HEADER.pack(MAGIC, KIND_BUNDLE, 0, round_no, 0, len(table) + total) + table
     if total <= 65536:  # small frame: one buffer, one TLS record
         return [b"".join([head, *payloads])]
     return [head, *payloads]
+
+
+_TABLES: dict[int, struct.Struct] = {}
+
+
+def _table_struct(count: int) -> struct.Struct:
+    """``COUNT`` followed by ``count`` ``SECTION`` entries, as one Struct (cached)."""
+    st = _TABLES.get(count)
+    if st is None:
+        st = struct.Struct("<II" + "QIIQ" * count)
+        if count <= 256:
+            _TABLES[count] = st
+    return st
 
 
 class BufferedReader:
@@ -178,30 +196,42 @@ class BufferedReader:
                 self.start += n - have
 
     def header(self, max_length: int) -> Header:
-        return unpack_header(self.take(HEADER.size), max_length)
+        if self.end - self.start < HEADER.size:
+            self._fill(HEADER.size)
+        magic, kind, flags, rnd, batch_id, length = HEADER.unpack_from(self.buf, self.start)
+        self.start += HEADER.size
+        if magic != MAGIC or flags != 0:
+            raise FrameError("bad frame magic")
+        if length > max_length:
+            raise FrameError(f"frame of {length} bytes exceeds limit {max_length}")
+        return Header(kind, rnd, batch_id, length)
 
     def bundle(self, header: Header) -> list[tuple[int, int, np.ndarray]]:
-        """The body of a BUNDLE frame: ``[(batch_id, round, z_flat_uint64), ...]``."""
-        count, _ = COUNT.unpack(self.take(COUNT.size))
+        """The body of a BUNDLE frame: ``[(batch_id, round, z_flat_uint64), ...]``.
+
+        The body is read into one fresh array and every z is a view into it: one copy out
+        of the receive buffer per frame, not one allocation per section.
+        """
+        length = header.length
+        if length % 8 or length < COUNT.size:
+            raise FrameError("bundle length not a multiple of 8")
+        body = np.empty(length >> 3, dtype=np.uint64)
+        raw = memoryview(body).cast("B")
+        self.read_into(raw)
+        count = COUNT.unpack_from(raw)[0]
         if count > MAX_SECTIONS:
             raise FrameError("too many sections")
-        table = bytes(self.take(SECTION.size * count))
-        expect = COUNT.size + SECTION.size * count
-        entries = []
-        for k in range(count):
-            batch_id, rnd, _, nbytes = SECTION.unpack_from(table, k * SECTION.size)
-            if nbytes % 8:
-                raise FrameError("section length not a multiple of 8")
-            entries.append((batch_id, rnd, nbytes))
-            expect += nbytes
-        if expect != header.length:
+        pos = COUNT.size + SECTION.size * count
+        if pos > length:
             raise FrameError("bundle length mismatch")
         out = []
-        for batch_id, rnd, nbytes in entries:
-            if nbytes <= self.end - self.start:  # already buffered: one copy out
-                arr = np.frombuffer(self.take(nbytes), dtype=np.uint64).copy()
-            else:
-                arr = np.empty(nbytes // 8, dtype=np.uint64)
-                self.read_into(memoryview(arr).cast("B"))
-            out.append((batch_id, rnd, arr))
+        pos >>= 3
+        for batch_id, rnd, _, nbytes in SECTION.iter_unpack(raw[COUNT.size:pos << 3]):
+            if nbytes & 7:
+                raise FrameError("section length not a multiple of 8")
+            end = pos + (nbytes >> 3)
+            out.append((batch_id, rnd, body[pos:end]))
+            pos = end
+        if pos << 3 != length:
+            raise FrameError("bundle length mismatch")
         return out

@@ -147,7 +147,8 @@ class Node:
         self.scheduler = RoundScheduler(self.party, self._send_bundle, lambda: self.links.up,
                                         config.max_in_flight)
         self.links = PeerLinks(self.party, config.nodes, self._client_ctx,
-                               self.scheduler.deliver, self.scheduler.link_down)
+                               self.scheduler.deliver, self.scheduler.link_down,
+                               timers=self.scheduler)
         self._stop = threading.Event()
         self._peer_sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -127,6 +127,7 @@ class RoundScheduler:
         self._inbox: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
         self._dead: dict[int, float] = {}  # batch ids aborted or finished -> time
         self._ready: list[Batch] = []
+        self._ready_bytes = 0  # sum of send.nbytes over _ready
         self._held: list[Batch] = []  # new batches waiting to share the next frame
         self._hold_until = 0.0
         self._stale_armed = False  # some batch waits on a layer already in the inbox
@@ -136,6 +137,7 @@ class RoundScheduler:
         self.rtt = RTT_INITIAL  # moving average: layer sent -> peer's layer received
         self.merge_waits = 0
         self._wake = threading.Event()
+        self._timer_thread: int | None = None  # runs due timers itself (see adopt_timers)
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
         self._stop = threading.Event()
         self.rounds = 0
@@ -182,19 +184,58 @@ class RoundScheduler:
                 self._abort_all("INTERNAL", "internal engine error")
             self.busy_seconds += time.perf_counter() - t0
 
+    # -- timers --------------------------------------------------------------------------
+    # Three short timers (hold, stale, merge; each at most a few ms) end waits that merge
+    # batches into shared frames. They are nearly always armed by the link reader thread
+    # while it processes a frame, and that thread runs them itself before it next blocks
+    # on its socket (``next_timer``/``run_timers``, called by :mod:`mpc.links`): waking the
+    # sweeper thread for each one cost a futex wake-up and a context switch, 17 % of a
+    # node's CPU under load (py-spy). Timers armed by any other thread wake the sweeper,
+    # which also serves every timer at its periodic sweep (the liveness backstop).
+
+    def adopt_timers(self) -> None:
+        """Make the calling thread (the link reader) the one that runs due timers itself."""
+        self._timer_thread = threading.get_ident()
+
+    def next_timer(self) -> float | None:
+        """Seconds until the earliest armed timer (<= 0: due), or None if none is armed."""
+        t = None
+        if self._held:
+            t = self._hold_until
+        if self._stale_armed and (t is None or self._stale_until < t):
+            t = self._stale_until
+        if self._merge_until and (t is None or self._merge_until < t):
+            t = self._merge_until
+        return None if t is None else t - time.monotonic()
+
+    def run_timers(self) -> None:
+        """Run the timers that are due (any thread; takes the engine lock)."""
+        with self._lock:
+            try:
+                self._timers(time.monotonic())
+            except Exception:
+                log.exception("engine error; aborting batches in flight")
+                self._abort_all("INTERNAL", "internal engine error")
+
+    def wake_sweeper(self) -> None:
+        self._wake.set()
+
+    def _timers(self, now: float) -> None:
+        if self._held and now >= self._hold_until:
+            self._release_held()
+            self._pump()
+        if self._stale_armed and now >= self._stale_until:
+            self._advance_from_inbox()
+            self._pump()
+        if self._merge_until and now >= self._merge_until:
+            self._pump(force=True)
+
     def _sweep_loop(self) -> None:
         next_sweep = time.monotonic() + SWEEP_INTERVAL
         while not self._stop.is_set():
             with self._lock:
                 now = time.monotonic()
-                if self._held and now >= self._hold_until:
-                    self._release_held()
-                    self._pump()
-                if self._stale_armed and now >= self._stale_until:
-                    self._advance_from_inbox()
-                    self._pump()
-                if self._merge_until and now >= self._merge_until:
-                    self._pump(force=True)
+                self._timers(now)
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + SWEEP_INTERVAL
@@ -212,16 +253,18 @@ class RoundScheduler:
     def _handle(self, ev: tuple) -> None:
         kind = ev[0]
         if kind == "bundle":
+            batches = self._batches
+            now = time.monotonic()
             for batch_id, rnd, z in ev[1]:
-                b = self._batches.get(batch_id)
+                b = batches.get(batch_id)
                 if b is not None and b.waiting_for == rnd:
-                    self._advance(b, z)
+                    self._advance(b, z, now)
                     # Big layers go out at once, so the peer computes on them while we
                     # compute the next section; small ones share one frame (fewer rounds).
-                    if sum(r.send.nbytes for r in self._ready) >= FLUSH_BYTES:
+                    if self._ready_bytes >= FLUSH_BYTES:
                         self._pump()
                 elif batch_id not in self._dead:  # early: the batch or its round comes later
-                    self._inbox[(batch_id, rnd)] = (time.monotonic(), z)
+                    self._inbox[(batch_id, rnd)] = (now, z)
             # Batches whose layer came early (in an earlier frame) advance now, one round
             # per received frame, so they ride the same frame as everything else.
             self._advance_from_inbox()
@@ -262,7 +305,10 @@ class RoundScheduler:
 
     def _release_held(self) -> None:
         held, self._held = self._held, []
-        self._ready.extend(h for h in held if h.batch_id in self._batches)
+        for h in held:
+            if h.batch_id in self._batches:
+                self._ready.append(h)
+                self._ready_bytes += h.send.nbytes
 
     def _step(self, b: Batch, send: np.ndarray | None) -> None:
         """Record the batch's next send buffer (or finish it)."""
@@ -277,14 +323,17 @@ class RoundScheduler:
             return
         b.send = send
         self._ready.append(b)
+        self._ready_bytes += send.nbytes
 
-    def _advance(self, b: Batch, z: np.ndarray | None = None) -> None:
+    def _advance(self, b: Batch, z: np.ndarray | None = None, now: float = 0.0) -> None:
         """Feed the batch the z (or reveal) shares it waits for (given, or from the inbox)."""
         if z is None:
             _, z = self._inbox.pop((b.batch_id, b.waiting_for))
         b.waiting_for = None
         if b.sent_at:
-            self.rtt += 0.1 * (min(time.monotonic() - b.sent_at, 0.01) - self.rtt)
+            if not now:
+                now = time.monotonic()
+            self.rtt += 0.1 * (min(now - b.sent_at, 0.01) - self.rtt)
         if b.phase == "reveal":
             total = sum(o.shape[0] for o in b.outputs)
             z = z.reshape(total, b.words)
@@ -301,7 +350,7 @@ class RoundScheduler:
             self._fail(b, JobFailed("PROTOCOL", "peer sent a layer of the wrong size"))
             return
         t = time.perf_counter()
-        send = b.evaluation.receive(z.reshape(expect, b.words))
+        send = b.evaluation.receive(z)
         self.compute_seconds += time.perf_counter() - t
         self._step(b, send)
 
@@ -315,9 +364,8 @@ class RoundScheduler:
         self._merge_until = 0.0
         while self._ready:
             ready, self._ready = self._ready, []
-            sections = []
-            for b in ready:
-                sections.append((b.batch_id, b.round, b.send))
+            self._ready_bytes = 0
+            sections = [(b.batch_id, b.round, b.send) for b in ready]
             try:
                 self._send_bundle(sections)
             except ConnectionError as e:
@@ -335,9 +383,8 @@ class RoundScheduler:
             for b in ready:
                 # While the peers compute and the frame travels: the next layer's PRF
                 # streams (small layers only), off the next round's critical path.
-                prepare = getattr(b.evaluation, "prepare_next", None)
-                if prepare is not None and b.phase == "and":
-                    prepare()
+                if b.phase == "and":
+                    b.evaluation.prepare_next()
             if self._inbox:
                 self._after_send()
 
@@ -384,7 +431,7 @@ class RoundScheduler:
         for o in self._batches.values():
             if o.waiting_for is not None and now - o.sent_at < horizon:
                 due = max(due, o.sent_at + horizon)
-        if not due or sum(r.send.nbytes for r in self._ready) >= FLUSH_BYTES:
+        if not due or self._ready_bytes >= FLUSH_BYTES:
             return False
         if not self._merge_until:
             self._merge_started = now
@@ -398,8 +445,9 @@ class RoundScheduler:
         return True
 
     def _kick(self) -> None:
-        """Make the sweeper see a new timer (a cross-thread wake-up: keep timers rare)."""
-        self._wake.set()
+        """Make the sweeper see a new timer, unless the timer thread armed it (it runs it)."""
+        if threading.get_ident() != self._timer_thread:
+            self._wake.set()
 
     def _inbox_ready(self) -> list[Batch]:
         inbox = self._inbox
@@ -422,6 +470,7 @@ class RoundScheduler:
         self._dead[b.batch_id] = time.monotonic()
         if b in self._ready:
             self._ready.remove(b)
+            self._ready_bytes -= b.send.nbytes
         if b in self._held:
             self._held.remove(b)
         for key in [k for k in self._inbox if k[0] == b.batch_id]:
@@ -435,6 +484,7 @@ class RoundScheduler:
         for b in list(self._batches.values()):
             self._fail(b, JobFailed(code, message))
         self._ready.clear()
+        self._ready_bytes = 0
         self._held.clear()
 
     def _sweep(self, now: float) -> None:

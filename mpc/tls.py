@@ -15,7 +15,9 @@ handshake (:func:`peer_identity`) and decides what the connection may do.
 from __future__ import annotations
 
 import datetime
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +192,10 @@ class TlsChannel:
                                 server_hostname=server_hostname)
         self._rbuf = bytearray(self.READ_CHUNK)
         self._rview = memoryview(self._rbuf)
+        # Called with the raw socket before each blocking read (the link reader runs the
+        # engine's short timers there instead of waking another thread); returns once the
+        # socket is readable or nothing is left to wait for.
+        self.before_read: Callable[[socket.socket], None] | None = None
         self._handshake()
 
     def __repr__(self) -> str:
@@ -241,6 +247,8 @@ class TlsChannel:
             try:
                 return self.obj.read(n, view)
             except ssl.SSLWantReadError:
+                if self.before_read is not None:
+                    self.before_read(self.raw)
                 k = self.raw.recv_into(self._rview)
                 if k == 0:
                     return 0

@@ -31,6 +31,44 @@ def test_random_circuits_match_plain(seed, words):
         assert np.array_equal(g, d)
 
 
+@pytest.mark.parametrize("layer_max", [0, 100, 1 << 30])
+def test_prf_window_and_per_layer_streams_agree(monkeypatch, layer_max):
+    """Zero-shares drawn per layer, in windows of many layers, or a mix of both (layers
+    around the size limit) give identical messages and results."""
+    import mpc.evaluator as evaluator
+
+    rng = np.random.default_rng(77)
+    prog, outputs = random_program(rng, SIZES, n_gates=300)
+    circuit = build_program(prog, outputs, SIZES)
+    layer_bytes = [n * 3 * 8 for n in circuit.layer_sizes]
+    assert min(layer_bytes) <= 100 < max(layer_bytes)  # the mixed case mixes
+    inputs = random_inputs(rng, SIZES, 3)
+    shares = [share_bits(v, rng) for v in inputs]
+    rands = party_randomness()
+
+    def transcript():
+        parties = [PartyEvaluation(circuit, i, rands[i], 4, 3) for i in range(3)]
+        for k in range(len(inputs)):
+            for i in range(3):
+                parties[i].set_input(k, shares[k][i])
+        sends, seen = [p.start() for p in parties], []
+        while sends[0] is not None:
+            seen.append([s.copy() for s in sends])
+            for p in parties:
+                p.prepare_next()
+            sends = [parties[i].receive(sends[(i + 1) % 3]) for i in range(3)]
+        return seen, reveal_all(parties, circuit)
+
+    want_sends, want = transcript()
+    monkeypatch.setattr(evaluator, "WINDOW_LAYER_MAX", layer_max)
+    monkeypatch.setattr(evaluator, "WINDOW_BYTES", max(64, min(layer_max * 4, 1 << 15)))
+    got_sends, got = transcript()
+    for a, b in zip(want_sends, got_sends, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    for a, b in zip(want, got, strict=True):
+        assert np.array_equal(a, b)
+
+
 def small_circuit():
     b = CircuitBuilder()
     x, y = b.input(8), b.input(8)

@@ -133,6 +133,43 @@ def test_bundle_frames_roundtrip_over_a_socket():
         b.close()
 
 
+def _read_bundle(frame: bytes):
+    a, b = socket.socketpair()
+    try:
+        a.sendall(frame)
+        a.close()
+        reader = framing.BufferedReader(b, size=4096)
+        return reader.bundle(reader.header(framing.MAX_PEER_FRAME))
+    finally:
+        b.close()
+
+
+def test_bundle_frame_layout_and_malformed_bodies():
+    z = np.arange(6, dtype=np.uint64).reshape(2, 3)
+    frame = b"".join(bytes(x) for x in framing.bundle_buffers(5, [(9, 2, z), (4, 7, z[:1])]))
+    table = framing.COUNT.pack(2, 0) + framing.SECTION.pack(9, 2, 0, 48) \
+        + framing.SECTION.pack(4, 7, 0, 24)
+    assert frame == framing.pack_header(framing.KIND_BUNDLE, len(table) + 72, round=5) \
+        + table + z.tobytes() + z[:1].tobytes()
+    got = _read_bundle(frame)
+    assert [(bid, rnd, v.tolist()) for bid, rnd, v in got] == [
+        (9, 2, list(range(6))), (4, 7, [0, 1, 2])]
+
+    def body_frame(body: bytes) -> bytes:
+        return framing.pack_header(framing.KIND_BUNDLE, len(body), round=1) + body
+
+    bad = [
+        body_frame(table + z.tobytes() + z[:1].tobytes() + bytes(4)),  # not a multiple of 8
+        body_frame(table + z.tobytes() + z[:1].tobytes() + bytes(8)),  # trailing words
+        body_frame(table + z.tobytes()),  # sections longer than the body
+        body_frame(framing.COUNT.pack(3, 0) + table[8:] + z.tobytes()),  # table past the body
+        body_frame(framing.COUNT.pack(1, 0) + framing.SECTION.pack(1, 1, 0, 12) + bytes(16)),
+    ]
+    for frame in bad:
+        with pytest.raises(framing.FrameError):
+            _read_bundle(frame)
+
+
 def test_header_layout_and_limits():
     raw = framing.pack_header(framing.KIND_JOB, 5, batch_id=0x0102030405060708, round=9)
     assert raw.hex() == "4d4b0a0009000000" "0807060504030201" "0500000000000000"

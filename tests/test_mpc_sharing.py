@@ -148,6 +148,31 @@ def test_prf_streams_are_aes_ctr_of_the_label(words):
         r.zero_share_streams(3, 9, np.empty((4, 4), dtype=np.uint64)[:, ::2], b)
 
 
+@pytest.mark.parametrize("first_round", [0, 9, (1 << 24) - 6])
+def test_prf_window_is_the_per_label_ctr_streams(first_round):
+    """A window of several labels drawn at once (ECB over built counter blocks) holds each
+    label's AES-CTR stream at its block offset: the same alpha as one call per layer."""
+    own, nxt = deal_keys()[2]
+    r = PartyRandomness(own, nxt)
+    counts = np.array([3, 1, 0, 70, 2, 5])
+    total = int(counts.sum())
+    a = np.empty(2 * total + 2, dtype=np.uint64)
+    b = np.empty(2 * total + 2, dtype=np.uint64)
+    batch_id = (1 << 64) - 3
+    r.zero_share_window(batch_id, first_round, counts, a, b)
+    offset = 0
+    for k, c in enumerate(counts):
+        nonce = label_nonce(batch_id, first_round + k, PURPOSE_ZERO)
+        for key, got in ((own, a), (nxt, b)):
+            want = Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor().update(bytes(16 * c))
+            assert got.view(np.uint8)[16 * offset:16 * (offset + c)].tobytes() == want
+        offset += c
+    with pytest.raises(ValueError):  # output without the block of slack update_into needs
+        r.zero_share_window(batch_id, 0, counts, a[:2 * total], b)
+    with pytest.raises(ValueError):  # labels past the 24-bit round range
+        r.zero_share_window(batch_id, (1 << 24) - 2, counts, a, b)
+
+
 def test_random_shares_are_replicated():
     rands = party_randomness()
     shares = [r.random_shares(2, 0, 6, 3) for r in rands]
