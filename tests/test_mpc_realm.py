@@ -205,6 +205,15 @@ def test_mpc_key_service_equals_reference_byte_for_byte(mpc_realm):
             assert got == [crypto.encrypt(key, 3, p, c)
                            for p, c in zip(plains, confs, strict=True)]
             assert ks.stats["jobs"] - jobs_before < 20
+            # Encryptions of one to four SHA-1 blocks (a ticket and an AS-REP enc-part) share
+            # one job on the largest one's class circuit; each still equals the reference.
+            items = [(2 + i % 2, os.urandom(n), os.urandom(16))
+                     for i, n in enumerate((0, 37, 120, 200, 20, 180))]
+            jobs_before = ks.stats["jobs"]
+            got = await asyncio.gather(*(ks.encrypt(KeyRef(name, 1, 18), u, p, c)
+                                         for u, p, c in items))
+            assert got == [crypto.encrypt(key, u, p, c) for u, p, c in items]
+            assert ks.stats["jobs"] - jobs_before == 1
         finally:
             await ks.close()
 
