@@ -20,11 +20,14 @@ targets back to back, alternating which goes first, ``--runs`` times each:
 Prints a markdown table (median qps of the runs; p50/p99 and CPU of the median run; KDC CPU
 in cores and µs per op, read from /proc/<pid>/stat of the KDC and its worker processes) and
 writes every raw run to ``bench/out/compare_mit.json``. The machine is small and may be shared:
-before each run the script waits (bounded) for it to be quiet, and records the CPU that went to
-neither the KDC nor kdcload. Not a test: figures vary with the machine's load.
+before each run the script waits (bounded) for it to be quiet, records the CPU that went to
+neither the KDC nor kdcload, and redoes (``--redo`` times at most) a run in which that exceeded
+``--other-max`` cores, as mit-baseline.sh does; runs still over it are kept and counted in the
+table's "noisy runs" column. Not a test: figures vary with the machine's load.
 
     python -m bench.compare_mit [--runs 3] [--seconds 5] [--conc 4 16] [--modes as-preauth tgs]
                                 [--transports udp tcp] [--workers 2] [--mit-workers 1]
+                                [--other-max 0.35] [--redo 2]
 """
 
 from __future__ import annotations
@@ -264,8 +267,8 @@ def median_run(runs: list[dict]) -> dict:
 def table(rows: list[dict], modes, transports, concs) -> str:
     out = [
         "| transport | mode | conc | target | qps median | qps min–max | p50 ms | p99 ms | "
-        "KDC CPU (cores) | KDC µs/op | kdcload CPU | other CPU | errors | ours/MIT |",
-        "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "KDC CPU (cores) | KDC µs/op | kdcload CPU | other CPU | errors | noisy runs | ours/MIT |",
+        "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for transport in transports:
         for mode in modes:
@@ -290,7 +293,8 @@ def table(rows: list[dict], modes, transports, concs) -> str:
                         f"{min(qs):,.0f}–{max(qs):,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
                         f"{m['kdc_cpu']:.2f} | {m['kdc_us_per_op'] or 0:.0f} | "
                         f"{m['cli_cpu']:.2f} | {m['other_cpu']:.2f} | "
-                        f"{int(sum(r['err'] or 0 for r in runs))} | {ratio} |"
+                        f"{int(sum(r['err'] or 0 for r in runs))} | "
+                        f"{sum(1 for r in runs if r.get('noisy'))} | {ratio} |"
                     )
     return "\n".join(out)
 
@@ -307,11 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet-cores", type=float, default=0.3,
                     help="before each run wait until fewer cores than this are busy")
     ap.add_argument("--quiet-max", type=float, default=15.0, help="but at most this many seconds")
+    ap.add_argument("--other-max", type=float, default=0.35,
+                    help="redo a run where more cores than this went to other processes")
+    ap.add_argument("--redo", type=int, default=2, help="at most this many redos per run")
     ap.add_argument("--work", type=Path, default=None, help="keep the realms here (default: temp)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "compare_mit.json")
     args = ap.parse_args(argv)
     if not 1 <= args.runs <= 20 or not 0.5 <= args.seconds <= 120:
         ap.error("--runs must be 1..20 and --seconds 0.5..120")
+    if not 0 <= args.redo <= 5:
+        ap.error("--redo must be 0..5")
 
     missing = [p for p in ("krb5kdc", "kdb5_util", "kadmin.local", "kinit")
                if shutil.which(p, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None]
@@ -341,10 +350,20 @@ def main(argv: list[str] | None = None) -> int:
                             order = ("mit", "ours") if turn % 2 == 0 else ("ours", "mit")
                             turn += 1
                             for name in order:
-                                idle = quiet_wait(args.quiet_cores, args.quiet_max)
-                                logs[name].write_text("")  # as mit-baseline.sh: log emptied per run
-                                r = run_kdcload(binary, targets[name], mode, conc, args.seconds,
-                                                transport)
+                                # As mit-baseline.sh (OTHER_MAX): a run during which more CPU
+                                # than --other-max went to neither KDC nor kdcload is redone
+                                # (at most --redo times), then kept and marked noisy.
+                                attempts = 0
+                                while True:
+                                    attempts += 1
+                                    idle = quiet_wait(args.quiet_cores, args.quiet_max)
+                                    logs[name].write_text("")  # as mit-baseline.sh: emptied per run
+                                    r = run_kdcload(binary, targets[name], mode, conc,
+                                                    args.seconds, transport)
+                                    if r["other_cpu"] <= args.other_max or attempts > args.redo:
+                                        break
+                                r["noisy"] = r["other_cpu"] > args.other_max
+                                r["attempts"] = attempts
                                 r["run"], r["idle_before"] = run, round(idle, 2)
                                 rows.append(r)
                                 print(f"{transport} {mode:10s} c={conc:<3d} run {run} {name:4s} "
@@ -352,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                                       f"p99 {r['p99_ms']:.2f} ms  kdc {r['kdc_cpu']:.2f} cores "
                                       f"({r['kdc_us_per_op'] or 0:.0f} µs/op)  kdcload "
                                       f"{r['cli_cpu']:.2f}  other {r['other_cpu']:.2f}  "
-                                      f"err {int(r['err'] or 0)}", flush=True)
+                                      f"err {int(r['err'] or 0)}"
+                                      f"{'  NOISY' if r['noisy'] else ''}", flush=True)
         finally:
             ours.stop()
             mit.stop()

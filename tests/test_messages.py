@@ -824,3 +824,59 @@ def test_random_bytes_only_decode_error(data, cls):
     fast = _decode_outcome(der, cls, data)
     assert fast == _decode_outcome(pyasn1_codec, cls, data)
     assert _decode_outcome(der, None, data) == _decode_outcome(pyasn1_codec, None, data)
+
+
+# --- fast paths for nested SEQUENCEs: the layouts they read and every near miss ----------------
+
+
+def _tlv(tag: int, body: bytes, long_form: int = 0) -> bytes:
+    """A TLV; ``long_form`` > 0 writes the length in that many octets (non-minimal when short)."""
+    n = len(body)
+    if long_form:
+        return bytes([tag, 0x80 | long_form]) + n.to_bytes(long_form, "big") + body
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(octets)]) + octets + body
+
+
+_INT_BODIES = [b"\x00", b"\x05", b"\x7f", b"\x80", b"\xff", b"\x00\x88", b"\x00\x05", b"\x01\x2c",
+               b"\xff\x80", b"", b"\x00\x00\x00\x00\x01"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(["key", "cksum", "padata", "enc_data"]),
+    int_body=st.sampled_from(_INT_BODIES),
+    kvno_body=st.one_of(st.none(), st.sampled_from(_INT_BODIES)),
+    value=st.binary(max_size=300),
+    first_tag=st.sampled_from([0xA0, 0xA1, 0xA2]),
+    octets_tag=st.sampled_from([0x04, 0x03, 0x1B]),
+    long_form=st.sampled_from([0, 0, 0, 1, 2]),
+    outer_long=st.sampled_from([0, 0, 0, 2]),
+    trailer=st.sampled_from([b"", b"", b"\x00", b"\xa3\x02\x05\x00"]),
+)
+def test_nested_fast_paths_agree_with_reference(kind, int_body, kvno_body, value, first_tag,
+                                                octets_tag, long_form, outer_long, trailer):
+    """EncryptionKey, Checksum, PA-DATA and EncryptedData decode the same with both codecs,
+    including one-octet and two-octet integers, long and non-minimal lengths, wrong tags,
+    extra fields and trailing bytes around the layout the fast paths read."""
+    cls = {"key": EncryptionKey, "cksum": Checksum, "padata": PAData,
+           "enc_data": EncryptedData}[kind]
+    int_tag = first_tag if kind != "padata" else first_tag + 1 if first_tag < 0xA2 else 0xA0
+    fields = _tlv(int_tag, _tlv(0x02, int_body))
+    last_tag = 0xA2 if kind in ("padata", "enc_data") else 0xA1
+    if kind == "enc_data" and kvno_body is not None:
+        fields += _tlv(0xA1, _tlv(0x02, kvno_body))
+    fields += _tlv(last_tag, _tlv(octets_tag, value, long_form)) + trailer
+    data = _tlv(0x30, fields, outer_long)
+    assert _decode_outcome(der, cls, data) == _decode_outcome(pyasn1_codec, cls, data)
+
+
+@pytest.mark.parametrize("padata_type", [1, 2, 127, 128, 136, 149, 255, 256, 300, -1, -128])
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+def test_padata_types_round_trip(codec, padata_type):
+    """One- and two-octet padata-types (PA-FX-FAST is 136: INTEGER 00 88) decode exactly."""
+    pa = PAData(padata_type, b"\x01" * 200)
+    assert codec.decode(PAData, der.encode(pa)) == pa
+    assert der.encode(pa) == pyasn1_codec.encode(pa)

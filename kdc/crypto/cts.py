@@ -20,14 +20,17 @@ AES_KEY_SIZES = (16, 24, 32)
 # two every context uses are made once.
 _CBC_ZERO_IV = modes.CBC(_ZERO_IV)
 _ECB = modes.ECB()
+# ``algorithms`` is a module proxy whose attribute access runs Python code (deprecation
+# checks); the class is looked up once.
+_AES = algorithms.AES
 
 
 def aes_encryptor(key: bytes, mode):
-    return Cipher(algorithms.AES(key), mode).encryptor()
+    return Cipher(_AES(key), mode).encryptor()
 
 
 def aes_decryptor(key: bytes, mode):
-    return Cipher(algorithms.AES(key), mode).decryptor()
+    return Cipher(_AES(key), mode).decryptor()
 
 
 def _xor(a: bytes, b: bytes) -> bytes:

@@ -285,6 +285,8 @@ def _usec(d: bytes, f) -> int:
 
 
 def _const(d: bytes, f, value: int) -> None:
+    if f is not None and f[0] == 0x02 and f[2] - f[1] == 1 and d[f[1]] == value:
+        return  # the one-octet encoding of a small constant (pvno 5, msg-types)
     if _int(d, f, INT32_MIN, INT32_MAX) != value:
         raise DecodeError("unexpected protocol version or message type")
 
@@ -372,25 +374,92 @@ def _dec_principal(d, f) -> PrincipalName:
     return name
 
 
+# Fast paths for the nested SEQUENCEs that every Kerberos message carries. Each one reads the
+# usual layout directly and, on anything else, hands over to the general field walker, which
+# gives the same value or the same refusal; the fast path only ever accepts input whose every
+# octet it has checked (tags, minimal short-form lengths, exact end), so both agree on all
+# inputs (the codec tests run both against pyasn1 and against mutated captures).
+_A0_INT1 = b"\xa0\x03\x02\x01"  # [0] INTEGER of one octet
+_A1_INT1 = b"\xa1\x03\x02\x01"  # [1] INTEGER of one octet
+
+
+def _int_then_short_octets(d, s: int, e: int, head: bytes, second: int):
+    """(int, bytes) when ``d[s:e]`` is exactly ``head`` + one INTEGER octet, then field tag
+    ``second`` holding an OCTET STRING under 126 octets, all lengths short; else None."""
+    if e - s >= 9 and d[s + 5] == second and d[s + 7] == 0x04 and d[s : s + 4] == head:
+        n = d[s + 8]
+        if n < 0x7E and d[s + 6] == n + 2 and s + 9 + n == e:
+            v = d[s + 4]
+            return (v - 256 if v > 127 else v), d[s + 9 : e]
+    return None
+
+
+def _octets_field_to_end(d, p: int, e: int, tag: int):
+    """The OCTET STRING inside explicit field ``tag`` at ``p`` when that field ends exactly at
+    ``e``; else None (the caller falls back to the general walker)."""
+    if e - p < 4 or d[p] != tag:
+        return None
+    _, cs, ce = _hdr(d, p, e)
+    if ce != e:
+        return None
+    t, vs, ve = _hdr(d, cs, ce)
+    if t != 0x04 or ve != ce:
+        return None
+    return d[vs:ve]
+
+
 def _dec_encrypted_data(d, f) -> EncryptedData:
+    if f is not None and f[0] == 0x30:
+        s, e = f[1], f[2]
+        # [0] etype (one octet), optional [1] kvno (one octet, 0..127), [2] cipher
+        if e - s >= 9 and d[s : s + 4] == _A0_INT1:
+            v = d[s + 4]
+            etype = v - 256 if v > 127 else v
+            p = s + 5
+            kvno = None
+            if d[p] == 0xA1 and e - p >= 9 and d[p : p + 4] == _A1_INT1 and d[p + 4] < 0x80:
+                kvno = d[p + 4]
+                p += 5
+            cipher = _octets_field_to_end(d, p, e, 0xA2)
+            if cipher is not None:
+                return EncryptedData(etype, kvno, cipher)
     fs = _seq(d, f, 3)
     return EncryptedData(_int32(d, fs[0]), _opt(_uint32, d, fs[1]), _octets(d, fs[2]))
 
 
 def _dec_encryption_key(d, f) -> EncryptionKey:
+    if f is not None and f[0] == 0x30:
+        fast = _int_then_short_octets(d, f[1], f[2], _A0_INT1, 0xA1)
+        if fast is not None:
+            return EncryptionKey(fast[0], fast[1])
     a, b = _seq(d, f, 2)
-    if a is not None and a[0] == 0x02 and a[2] - a[1] == 1 and b is not None and b[0] == 0x04:
-        v = d[a[1]]  # the usual one-octet keytype (always in Int32 range)
-        return EncryptionKey(v - 256 if v > 127 else v, d[b[1] : b[2]])
     return EncryptionKey(_int32(d, a), _octets(d, b))
 
 
 def _dec_checksum(d, f) -> Checksum:
+    if f is not None and f[0] == 0x30:
+        fast = _int_then_short_octets(d, f[1], f[2], _A0_INT1, 0xA1)
+        if fast is not None:
+            return Checksum(fast[0], fast[1])
     fs = _seq(d, f, 2)
     return Checksum(_int32(d, fs[0]), _octets(d, fs[1]))
 
 
 def _dec_padata(d, f) -> PAData:
+    if f is not None and f[0] == 0x30:
+        s, e = f[1], f[2]
+        # [1] padata-type: one octet, or two octets for 128..32767 (PA-FX-FAST is 136)
+        if e - s >= 9 and d[s] == 0xA1 and d[s + 2] == 0x02:
+            n = d[s + 3]
+            if n == 1 and d[s + 1] == 3:
+                v = d[s + 4]
+                value = _octets_field_to_end(d, s + 5, e, 0xA2)
+                if value is not None:
+                    return PAData(v - 256 if v > 127 else v, value)
+            elif n == 2 and d[s + 1] == 4 and d[s + 4] == 0 and d[s + 5] >= 0x80:
+                value = _octets_field_to_end(d, s + 6, e, 0xA2)
+                if value is not None:
+                    return PAData(d[s + 5], value)
     fs = _seq(d, f, 3)
     if fs[0] is not None:
         raise DecodeError("unexpected field [0] in PA-DATA")
@@ -790,6 +859,8 @@ def _f_int32(k: int, v: int) -> bytes:
 
 
 def _f_uint32(k: int, v: int) -> bytes:
+    if type(v) is int and 0 <= v <= 256:  # kvnos and other small values: cached like Int32s
+        return _f_int32(k, v)
     return _tlv(0xA0 | k, _e_int(v, 0, UINT32_MAX))
 
 
@@ -805,7 +876,32 @@ def _e_octets(v: bytes) -> bytes:
     return _tlv(0x04, bytes(v))
 
 
+def _header(tag: int, n: int) -> bytes:
+    """Tag and DER length octets of a TLV whose contents are ``n`` octets."""
+    if n < 0x80:
+        return _pack_2(tag, n)
+    if n < 0x100:
+        return _pack_3(tag, 0x81, n)
+    if n < 0x10000:
+        return _pack_len2(tag, 0x82, n)
+    if n <= MAX_LENGTH:
+        return bytes((tag, 0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF))
+    raise EncodeError("value too long")
+
+
+# Octets before an OCTET STRING in field [k]: they depend only on k and the length.
+_OCTETS_FIELD_HEADERS: dict[tuple[int, int], bytes] = {}
+
+
 def _f_octets(k: int, v: bytes) -> bytes:
+    if type(v) is bytes:
+        n = len(v)
+        head = _OCTETS_FIELD_HEADERS.get((k, n))
+        if head is None:
+            inner = _header(0x04, n)
+            head = _remember(_OCTETS_FIELD_HEADERS, (k, n),
+                             _header(0xA0 | k, len(inner) + n) + inner)
+        return head + v
     return _tlv(0xA0 | k, _e_octets(v))
 
 
