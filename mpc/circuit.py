@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -87,9 +88,10 @@ class Circuit:
     def output_sizes(self) -> list[int]:
         return [len(w) for w in self.output_wires]
 
-    @property
+    @cached_property
     def layer_sizes(self) -> list[int]:
-        """AND gates per layer (the z words each party sends per round, per instance word)."""
+        """AND gates per layer (the z words each party sends per round, per instance word);
+        computed once (every job of the circuit asks). Do not modify the list."""
         return [len(layer) for layer in self.and_layers]
 
     def digest(self) -> str:
