@@ -6,7 +6,8 @@ HTTP/localhost, keytabs exported with their current keys):
 * MIT: ``SETUP_ONLY=1 ../shared/tools/kdcload/mit-baseline.sh WORK/mit PORT`` builds the realm
   (kdb5_util, kadmin.local); this script then starts ``krb5kdc -n`` itself and stops it by PID.
 * ours: ``tests/realm.py`` (reference key service database, keytabs, the test realm's
-  ``kdc.toml`` with a MIT-format log file and a JSON audit file), served by
+  ``kdc.toml`` with a MIT-format log file, and the JSON audit file only with ``--audit``:
+  it is an optional extra with no MIT counterpart, off in the shipped config), served by
   ``python -m kdc.cli kdc --workers N`` (SO_REUSEPORT worker processes), stopped by PID.
 
 Both listen on 127.0.0.1 on free ports. Then ``kdcload`` (``../shared/tools/kdcload``, built
@@ -26,7 +27,7 @@ neither the KDC nor kdcload, and redoes (``--redo`` times at most) a run in whic
 table's "noisy runs" column. Not a test: figures vary with the machine's load.
 
     python -m bench.compare_mit [--runs 3] [--seconds 5] [--conc 4 16] [--modes as-preauth tgs]
-                                [--transports udp tcp] [--workers 2] [--mit-workers 1]
+                                [--transports udp tcp] [--workers 2] [--audit] [--mit-workers 1]
                                 [--other-max 0.35] [--redo 2]
 """
 
@@ -198,9 +199,10 @@ class MitKdc:
 class OurKdc:
     """Our front-end on the reference key service, as tests/realm.py starts it."""
 
-    def __init__(self, work: Path, workers: int) -> None:
+    def __init__(self, work: Path, workers: int, audit: bool = False) -> None:
         self.work = work
         self.workers = workers
+        self.audit = audit
         self.realm: KdcRealm | None = None
 
     def start(self) -> Target:
@@ -209,7 +211,7 @@ class OurKdc:
         os.environ["MPCKDC_TESTING_REFERENCE"] = "1"
         self.work.mkdir(parents=True, exist_ok=True)
         create_database(self.work)
-        write_kdc_config(self.work)
+        write_kdc_config(self.work, audit=self.audit)
         self.realm = KdcRealm(work=self.work)
         start_kdc(self.realm, workers=self.workers)
         return Target("ours", self.work, self.realm.port, self.realm.proc.pid, self.workers)
@@ -307,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", nargs="+", default=["as-preauth", "tgs"], choices=list(MODES))
     ap.add_argument("--transports", nargs="+", default=["udp"], choices=["udp", "tcp"])
     ap.add_argument("--workers", type=int, default=2, help="our front-end processes")
+    ap.add_argument("--audit", action="store_true", help="ours also writes the JSON audit log")
     ap.add_argument("--mit-workers", type=int, default=1, help="krb5kdc -w (1 = single process)")
     ap.add_argument("--quiet-cores", type=float, default=0.3,
                     help="before each run wait until fewer cores than this are busy")
@@ -333,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="compare-mit-") as tmp:
         base = args.work or Path(tmp)
         mit = MitKdc(base / "mit", args.mit_workers)
-        ours = OurKdc(base / "ours", args.workers)
+        ours = OurKdc(base / "ours", args.workers, args.audit)
         rows: list[dict] = []
         try:
             targets = {"mit": mit.start(), "ours": ours.start()}

@@ -234,7 +234,8 @@ def create_database(work: Path, realm: str = REALM) -> None:
     db.save(work / "reference-db.json")
 
 
-def write_kdc_config(work: Path, realm: str = REALM, **realm_options) -> Path:
+def write_kdc_config(work: Path, realm: str = REALM, *, audit: bool = True,
+                     **realm_options) -> Path:
     """The front-end TOML: port 0 (the server picks one free port for UDP and TCP)."""
     from kdc.config import render_toml
 
@@ -253,7 +254,8 @@ def write_kdc_config(work: Path, realm: str = REALM, **realm_options) -> Path:
                 "realm": realm_table,
                 "listen": {"udp": ["127.0.0.1:0"], "tcp": ["127.0.0.1:0"]},
                 "keyservice": {"kind": "reference", "database": "reference-db.json"},
-                "log": {"file": "kdc.log", "level": "info", "audit": "audit.jsonl"},
+                "log": {"file": "kdc.log", "level": "info",
+                        **({"audit": "audit.jsonl"} if audit else {})},
             }
         )
     )
