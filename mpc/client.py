@@ -185,6 +185,7 @@ class AsyncMpcClient:
             for fut in pending.values():
                 if not fut.done():
                     fut.set_exception(err)
+                    fut.exception()  # retrieved: a job that already failed awaits no more
 
     async def close(self) -> None:
         for c in self._conns:
