@@ -96,7 +96,6 @@ class _Lane:
     flush_scheduled: bool = False
     timer: asyncio.TimerHandle | None = None  # a flush waiting for its burst to gather
     gathered: bool = False
-    job_seconds: float = 0.0  # moving average of this lane's job durations
 
 
 class MpcKeyService:
@@ -138,6 +137,7 @@ class MpcKeyService:
         self._lookup_waiting: dict[str, asyncio.Future] = {}
         self._lookup_busy = False
         self._lanes: dict[tuple, _Lane] = {}  # (op, etype, size class or family)
+        self._job_seconds: dict[tuple, float] = {}  # lane -> moving average of its job times
         self.stats = {"jobs": 0, "instances": 0, "unavailable": 0, "max_width": 0}
 
     def __repr__(self) -> str:
@@ -307,7 +307,9 @@ class MpcKeyService:
                 # waits (bench_mpc_realm at 256 clients: 299 -> 396 logins/s, p50 794 ->
                 # 594 ms). An idle lane starts at once (one login at a time).
                 lane.gathered = True
-                wait = min(LAST_SLOT_GATHER * lane.job_seconds, LAST_SLOT_GATHER_MAX)
+                took = self._job_seconds.get(key)
+                wait = LAST_SLOT_GATHER_MAX if took is None else \
+                    min(LAST_SLOT_GATHER * took, LAST_SLOT_GATHER_MAX)
                 lane.timer = asyncio.get_running_loop().call_later(
                     wait, self._flush, key, lane)
                 return
@@ -329,7 +331,8 @@ class MpcKeyService:
         def done(_task: asyncio.Task) -> None:
             lane.in_flight -= 1
             took = self._clock() - started
-            lane.job_seconds += 0.25 * (took - lane.job_seconds)
+            avg = self._job_seconds.get(key, took)
+            self._job_seconds[key] = avg + 0.25 * (took - avg)
             # Everything that queued up meanwhile goes out as the next job.
             if lane.queue and not lane.flush_scheduled:
                 lane.flush_scheduled = True
