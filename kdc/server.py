@@ -200,6 +200,9 @@ class BoundSocket:
         return BoundSocket(self.kind, self.address, _bind(self.kind, self.address, reuse_port, backlog))
 
 
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
 def _family(host: str) -> socket.AddressFamily:
     infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     if not infos:
@@ -213,6 +216,12 @@ def _bind(kind: str, address: ListenAddress, reuse_port: bool, backlog: int) -> 
     try:
         if kind == "tcp":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            # One finished MPC job answers hundreds of clients at once, and their next
+            # requests arrive as one burst: the default buffer (~208 KiB, a few hundred
+            # datagrams) overflowed at 256 clients, and every dropped request cost its
+            # client a 1 s retransmit timeout (the p99). The kernel caps this at rmem_max.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
