@@ -14,13 +14,13 @@ Batching (SPEC "The MPC engine": batch width is throughput): calls that arrive w
 of the same lane (decryptions: etype and size class; encryptions: etype and
 ``mpc.circuits.kerberos.encrypt_family``) is in flight wait and go out together as the next
 job, one bit-sliced instance each, so concurrency becomes width instead of more
-rounds. At most ``encrypt_jobs`` (default 2) jobs of an encryption lane and
-``decrypt_jobs`` (default 1) of a decryption lane run at once: a second job cuts the time a
-request waits for the next one, but every job in flight adds a batch layer per frame and
+rounds. At most ``jobs`` (default 2) jobs of a lane run at once: a second job cuts the time
+a request waits for the next one, but every job in flight adds a batch layer per frame and
 round on every node, and node CPU per batch layer, mostly fixed, is what limits throughput
-under load (``bench_mpc_realm`` at 256 clients). A login's PA-ENC-TIMESTAMP decryption runs
-beside its reply's encryption, which is more than twice as deep, so its lane can wait for
-one job at a time and form wider batches at no cost in latency.
+under load (``bench_mpc_realm`` at 256 clients). Decryptions of one SHA-1 block (a login's
+PA-ENC-TIMESTAMP) run beside the reply's encryption, which is more than twice as deep, so
+their lanes keep ``short_decrypt_jobs`` (default 1) in flight and form wider batches at no
+cost in latency; a TGT's decryption is on its TGS request's critical path and keeps two.
 
 Failure (SPEC "Reliability"): a node that is down, an error frame, inconsistent output
 shares or no answer within ``timeout`` seconds raise :class:`KeyServiceUnavailable`, which
@@ -110,8 +110,8 @@ class MpcKeyService:
         timeout: float = DEFAULT_TIMEOUT,
         run_timeout: float = DEFAULT_RUN_TIMEOUT,
         cache_ttl: float = DEFAULT_CACHE_TTL,
-        encrypt_jobs: int = 2,
-        decrypt_jobs: int = 1,
+        jobs: int = 2,
+        short_decrypt_jobs: int = 1,
         max_batch: int = MAX_BATCH,
         rng: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.monotonic,
@@ -129,7 +129,8 @@ class MpcKeyService:
         self.timeout = timeout
         self.run_timeout = max(timeout, run_timeout)
         self.cache_ttl = cache_ttl
-        self.jobs_per_lane = {"enc": max(1, encrypt_jobs), "dec": max(1, decrypt_jobs)}
+        self.jobs = max(1, jobs)
+        self.short_decrypt_jobs = max(1, short_decrypt_jobs)
         self.max_batch = max(1, max_batch)
         self._rng = rng
         self._clock = clock
@@ -275,7 +276,7 @@ class MpcKeyService:
         if lane is None:
             lane = self._lanes[key] = _Lane()
         lane.queue.append(item)
-        if (lane.in_flight < self.jobs_per_lane[op] and not lane.flush_scheduled
+        if (lane.in_flight < self._lane_limit(key) and not lane.flush_scheduled
                 and lane.timer is None):
             # Send at the end of this loop iteration, not now: requests that the same burst
             # of datagrams (or one finished job) released all join this job.
@@ -296,7 +297,7 @@ class MpcKeyService:
         if lane.timer is not None:
             lane.timer.cancel()  # (a no-op when it is the call running now)
             lane.timer = None
-        limit = self.jobs_per_lane[key[0]]
+        limit = self._lane_limit(key)
         while lane.queue and lane.in_flight < limit:
             if 0 < lane.in_flight == limit - 1 and not lane.gathered:
                 # The lane's last free slot under load: starting it on the first request or
@@ -317,6 +318,12 @@ class MpcKeyService:
             self._launch(key, lane)
         if not lane.queue and not lane.in_flight and self._lanes.get(key) is lane:
             del self._lanes[key]
+
+    def _lane_limit(self, key: tuple) -> int:
+        """Jobs a lane may have in flight (see the module docstring)."""
+        if key[0] == "dec" and key[-1] == 1:  # (op, etype, AES blocks, SHA-1 blocks)
+            return self.short_decrypt_jobs
+        return self.jobs
 
     def _launch(self, key: tuple, lane: _Lane) -> None:
         live = [p for p in lane.queue if not p.future.done()]
