@@ -40,6 +40,7 @@ extra MPC work.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -55,6 +56,8 @@ from kdc.keyservice.base import (
     UnknownKey,
 )
 from mpc.circuits.kerberos import encrypt_family, size_class
+
+log = logging.getLogger("mpckdc.keyservice")
 
 CONFOUNDER_BYTES = 16  # RFC 3962 §6: one AES block
 MAC_BYTES = 12  # RFC 3962 §6: HMAC-SHA1-96
@@ -139,7 +142,8 @@ class MpcKeyService:
         self._lookup_busy = False
         self._lanes: dict[tuple, _Lane] = {}  # (op, etype, size class or family)
         self._job_seconds: dict[tuple, float] = {}  # lane -> moving average of its job times
-        self.stats = {"jobs": 0, "instances": 0, "unavailable": 0, "max_width": 0}
+        self.stats = {"jobs": 0, "instances": 0, "unavailable": 0, "max_width": 0,
+                      "integrity_failures": 0}
 
     def __repr__(self) -> str:
         return f"MpcKeyService(realm={self.realm!r})"
@@ -257,6 +261,7 @@ class MpcKeyService:
         await self._check_ref(ref, usage)
         ok, plain = await self._submit("dec", ref, usage, bytes(ciphertext))
         if not ok:
+            self.stats["integrity_failures"] += 1
             raise IntegrityFailure(
                 f"integrity check failed for {ref.principal} kvno {ref.kvno} "
                 f"etype {ref.etype} usage {usage}"
@@ -357,6 +362,8 @@ class MpcKeyService:
             results = await self._job(op, batch)
         except _JobRefused as refused:
             if len(batch) == 1:
+                log.warning("MPC nodes refused a %s job for %s kvno %d: %s", op,
+                            batch[0].ref.principal, batch[0].ref.kvno, refused.code)
                 self.forget(batch[0].ref.principal)
                 _fail(batch[0], refused.as_key_service_error())
                 return
