@@ -387,50 +387,38 @@ def foreign(tmp_path_factory):
     return d
 
 
-def test_client_with_foreign_ca_cert_is_refused(mpc_cluster, client, foreign):  # noqa: F811
-    real = load_client_config(mpc_cluster.client_config)
-    ctx = tls.client_context(real.ca, foreign / "client-frontend.pem",
-                             foreign / "client-frontend.key")
-    bad = MpcClient(real, ssl_context=ctx, timeout=2.0)
+def _assert_ping_refused(config, **client_options) -> None:
+    """A client built with ``client_options`` cannot even PING the cluster."""
+    bad = MpcClient(config, timeout=2.0, **client_options)
     try:
         with pytest.raises(MpcUnavailable):
             bad.ping()
     finally:
         bad.close()
+
+
+def test_client_with_foreign_ca_cert_is_refused(mpc_cluster, client, foreign):  # noqa: F811
+    real = load_client_config(mpc_cluster.client_config)
+    _assert_ping_refused(real, ssl_context=tls.client_context(
+        real.ca, foreign / "client-frontend.pem", foreign / "client-frontend.key"))
 
 
 def test_client_without_cert_is_refused(mpc_cluster, client):  # noqa: F811
     real = load_client_config(mpc_cluster.client_config)
-    bad = MpcClient(real, ssl_context=tls.client_context(real.ca, None, None), timeout=2.0)
-    try:
-        with pytest.raises(MpcUnavailable):
-            bad.ping()
-    finally:
-        bad.close()
+    _assert_ping_refused(real, ssl_context=tls.client_context(real.ca, None, None))
 
 
 def test_node_cert_is_not_a_client(mpc_cluster, client):  # noqa: F811
     real = load_client_config(mpc_cluster.client_config)
-    ctx = tls.client_context(real.ca, mpc_cluster.dir / "node-0.pem",
-                             mpc_cluster.dir / "node-0.key")
-    bad = MpcClient(real, ssl_context=ctx, timeout=2.0)
-    try:
-        with pytest.raises(MpcUnavailable):
-            bad.ping()
-    finally:
-        bad.close()
+    _assert_ping_refused(real, ssl_context=tls.client_context(
+        real.ca, mpc_cluster.dir / "node-0.pem", mpc_cluster.dir / "node-0.key"))
 
 
 def test_client_checks_node_identity(mpc_cluster, client):  # noqa: F811
     real = load_client_config(mpc_cluster.client_config)
     swapped = type(real)(ca=real.ca, identities=real.identities,
                          nodes=(real.nodes[1], real.nodes[0], real.nodes[2]))
-    bad = MpcClient(swapped, timeout=2.0)
-    try:
-        with pytest.raises(MpcUnavailable):
-            bad.ping()
-    finally:
-        bad.close()
+    _assert_ping_refused(swapped)
 
 
 def _peer_link_attempt(host: str, port: int, ctx: ssl.SSLContext, name: str) -> bytes | None:
