@@ -821,14 +821,21 @@ def _pack_flags(tag: int, value: int) -> bytes:
 
 def _tlv(tag: int, body: bytes) -> bytes:
     n = len(body)
-    if n < 0x80:
+    if n < 0x80:  # the usual short form, inline: this runs for every encoded field
         return _pack_2(tag, n) + body
+    return _header(tag, n) + body
+
+
+def _header(tag: int, n: int) -> bytes:
+    """Tag and DER length octets of a TLV whose contents are ``n`` octets."""
+    if n < 0x80:
+        return _pack_2(tag, n)
     if n < 0x100:
-        return _pack_3(tag, 0x81, n) + body
+        return _pack_3(tag, 0x81, n)
     if n < 0x10000:
-        return _pack_len2(tag, 0x82, n) + body
+        return _pack_len2(tag, 0x82, n)
     if n <= MAX_LENGTH:
-        return bytes((tag, 0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF)) + body
+        return bytes((tag, 0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF))
     raise EncodeError("value too long")
 
 
@@ -874,19 +881,6 @@ def _e_octets(v: bytes) -> bytes:
     if not isinstance(v, bytes | bytearray | memoryview):
         raise EncodeError("OCTET STRING field is not bytes")
     return _tlv(0x04, bytes(v))
-
-
-def _header(tag: int, n: int) -> bytes:
-    """Tag and DER length octets of a TLV whose contents are ``n`` octets."""
-    if n < 0x80:
-        return _pack_2(tag, n)
-    if n < 0x100:
-        return _pack_3(tag, 0x81, n)
-    if n < 0x10000:
-        return _pack_len2(tag, 0x82, n)
-    if n <= MAX_LENGTH:
-        return bytes((tag, 0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF))
-    raise EncodeError("value too long")
 
 
 # Octets before an OCTET STRING in field [k]: they depend only on k and the length.
