@@ -96,8 +96,7 @@ class _Lane:
 
     queue: list[_Pending] = field(default_factory=list)
     in_flight: int = 0
-    flush_scheduled: bool = False
-    timer: asyncio.TimerHandle | None = None  # a flush waiting for its burst to gather
+    flush: asyncio.Handle | None = None  # the pending _flush call (soon, or after a gather)
     gathered: bool = False
 
 
@@ -281,12 +280,10 @@ class MpcKeyService:
         if lane is None:
             lane = self._lanes[key] = _Lane()
         lane.queue.append(item)
-        if (lane.in_flight < self._lane_limit(key) and not lane.flush_scheduled
-                and lane.timer is None):
+        if lane.in_flight < self._lane_limit(key) and lane.flush is None:
             # Send at the end of this loop iteration, not now: requests that the same burst
             # of datagrams (or one finished job) released all join this job.
-            lane.flush_scheduled = True
-            loop.call_soon(self._flush, key, lane)
+            lane.flush = loop.call_soon(self._flush, key, lane)
         try:
             # The job itself fails within ``timeout`` unless all three nodes acknowledged
             # it (alive, computing): then it, and a request queued behind it, may take up to
@@ -298,10 +295,7 @@ class MpcKeyService:
             raise KeyServiceUnavailable("MPC nodes did not answer in time") from None
 
     def _flush(self, key: tuple, lane: _Lane) -> None:
-        lane.flush_scheduled = False
-        if lane.timer is not None:
-            lane.timer.cancel()  # (a no-op when it is the call running now)
-            lane.timer = None
+        lane.flush = None
         limit = self._lane_limit(key)
         while lane.queue and lane.in_flight < limit:
             if 0 < lane.in_flight == limit - 1 and not lane.gathered:
@@ -316,7 +310,7 @@ class MpcKeyService:
                 took = self._job_seconds.get(key)
                 wait = LAST_SLOT_GATHER_MAX if took is None else \
                     min(LAST_SLOT_GATHER * took, LAST_SLOT_GATHER_MAX)
-                lane.timer = asyncio.get_running_loop().call_later(
+                lane.flush = asyncio.get_running_loop().call_later(
                     wait, self._flush, key, lane)
                 return
             lane.gathered = False
@@ -345,11 +339,13 @@ class MpcKeyService:
             took = self._clock() - started
             avg = self._job_seconds.get(key, took)
             self._job_seconds[key] = avg + 0.25 * (took - avg)
-            # Everything that queued up meanwhile goes out as the next job.
-            if lane.queue and not lane.flush_scheduled:
-                lane.flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush, key, lane)
-            elif not lane.queue and not lane.in_flight and not lane.flush_scheduled:
+            # Everything that queued up meanwhile goes out as the next job (a slot is free
+            # now: no gather wait still pending).
+            if lane.queue:
+                if lane.flush is not None:
+                    lane.flush.cancel()
+                lane.flush = asyncio.get_running_loop().call_soon(self._flush, key, lane)
+            elif not lane.in_flight and lane.flush is None:
                 if self._lanes.get(key) is lane:
                     del self._lanes[key]
 
