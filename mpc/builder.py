@@ -30,6 +30,7 @@ class CircuitBuilder:
         self._const_value: dict[int, int] = {}
         self._negation: dict[int, int] = {}
         self._shared: dict[tuple[int, int, int], int] = {}
+        self._depth: list[int] = []  # AND-depth per wire, filled up lazily by wire_depth
 
     # -- wires ------------------------------------------------------------------------------
     def _new(self, op: int, a: int, b: int) -> int:
@@ -68,6 +69,25 @@ class CircuitBuilder:
             self._const_wire[bit] = w
             self._const_value[w] = bit
         return w
+
+    def wire_depth(self, w: int) -> int:
+        """AND-depth of wire ``w`` (the rounds before it is known; XOR and NOT are free).
+
+        Computed on demand for the wires added since the last call, so gate creation stays
+        as cheap as before; arrival-time-driven constructions (``mpc.circuits.adders``) ask.
+        """
+        depth, ops, in0, in1 = self._depth, self._ops, self._in0, self._in1
+        for i in range(len(depth), len(ops)):
+            op = ops[i]
+            if op == AND:
+                depth.append(max(depth[in0[i]], depth[in1[i]]) + 1)
+            elif op == XOR:
+                depth.append(max(depth[in0[i]], depth[in1[i]]))
+            elif op == NOT:
+                depth.append(depth[in0[i]])
+            else:  # INPUT, CONST
+                depth.append(0)
+        return depth[self._check(w)]
 
     # -- gates -------------------------------------------------------------------------------
     # The three gate methods are the hot path of circuit construction (millions of calls for

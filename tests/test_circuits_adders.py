@@ -35,7 +35,7 @@ def _plain_sum(fn, operands: list[list[int]]) -> tuple[list[int], int, int]:
 
 @pytest.mark.parametrize(
     ("fn", "and_count", "depth"),
-    [(adders.ripple_add, 31, 31), (adders.sklansky_add, 151, 6)],
+    [(adders.ripple_add, 31, 31), (adders.sklansky_add, 151, 6), (adders.prefix_add, 184, 5)],
 )
 def test_two_operand_adders(fn, and_count, depth):
     ops = _operands(2, 200, seed=depth)
@@ -69,7 +69,7 @@ def test_width_mismatch_rejected():
         adders.sklansky_add(b, b.input(32), b.input(16))
 
 
-@pytest.mark.parametrize("name", ["ripple_add", "sklansky_add", "csa_sum"])
+@pytest.mark.parametrize("name", ["ripple_add", "sklansky_add", "prefix_add", "csa_sum"])
 def test_real_builder(name):
     n_ops = 5 if name == "csa_sum" else 2
     b = CircuitBuilder()
@@ -77,7 +77,7 @@ def test_real_builder(name):
     fn = getattr(adders, name)
     b.output(fn(b, wires) if name == "csa_sum" else fn(b, *wires))
     circuit = b.build()
-    expected_depth = {"ripple_add": 31, "sklansky_add": 6, "csa_sum": 8}[name]
+    expected_depth = {"ripple_add": 31, "sklansky_add": 6, "prefix_add": 5, "csa_sum": 8}[name]
     assert circuit.and_depth == expected_depth
     ops = _operands(n_ops, 130, seed=99)
     out = circuit.evaluate_plain([pack_ints(op, 32) for op in ops])[0]

@@ -8,6 +8,8 @@ adder              AND     AND-depth
 =================  ======  =========
 ``ripple_add``      31      31
 ``sklansky_add``    151     6  (1 generate layer + log2(32) prefix layers)
+``prefix_bits``     ~180    5  (inputs that arrive together; less after their arrival
+                               when some inputs arrive early: see below)
 =================  ======  =========
 
 ``csa_sum`` adds many operands with a carry-save (3:2 compressor) tree, one AND layer per
@@ -21,6 +23,7 @@ big-endian order). Internally bits are LSB-first and ``None`` stands for a known
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from mpc.circuits.sbox import GateBuilder
 
@@ -133,6 +136,78 @@ def sklansky_bits(b: GateBuilder, x: Bits, y: Bits) -> Bits:
     return [p[0]] + [xor_bit(b, p[i], gen[i - 1]) for i in range(1, n)]
 
 
+def prefix_bits(b: GateBuilder, x: Bits, y: Bits) -> Bits:
+    """x + y mod 2^n, LSB-first, with a prefix network fitted to when each input bit arrives.
+
+    The carry into bit k is G[0..k-1], the XOR over i < k of g_i AND p_{i+1} ... p_{k-1}
+    (g = x&y, p = x^y; generate and propagate never hold together, so OR is XOR). Built from
+    (G, P) o (G', P') = (G ^ P&G', P&P') on ranges of bits, each range's split is chosen by
+    dynamic programming over the inputs' AND-depths (``b.wire_depth``), so late bits meet
+    few AND layers: with all inputs at once the top carry is a product of 32 linear terms,
+    depth 5, one less than Sklansky's separate generate layer; with early low bits (an
+    operand that is itself the output of a prefix adder) the carries follow them.
+    Among equally deep splits the one with the longest low part wins: for ranges from bit 0
+    that part is another carry, which is shared (fewest gates). Builders without
+    ``wire_depth`` get the plan for inputs that arrive together.
+    """
+    n = len(x)
+    p = [xor_bit(b, x[i], y[i]) for i in range(n)]
+    g = [and_bit(b, x[i], y[i]) for i in range(n - 1)]
+    depth = getattr(b, "wire_depth", None)
+
+    def arrival(w: Bit) -> int:
+        return -1 if w is None or w is ONE or depth is None else depth(w)
+
+    ag = [arrival(w) for w in g]
+    ap = [arrival(w) for w in p[: n - 1]]
+    base = min(ag + ap, default=0)
+    split_g, split_p = _prefix_plan(tuple(a - base for a in ag), tuple(a - base for a in ap))
+    gs: dict[tuple[int, int], Bit] = {}
+    ps: dict[tuple[int, int], Bit] = {}
+
+    def prop(lo: int, hi: int) -> Bit:
+        if lo == hi:
+            return p[lo]
+        if (lo, hi) not in ps:
+            m = split_p[lo, hi]
+            ps[lo, hi] = and_bit(b, prop(m, hi), prop(lo, m - 1))
+        return ps[lo, hi]
+
+    def gen(lo: int, hi: int) -> Bit:
+        if lo == hi:
+            return g[lo]
+        if (lo, hi) not in gs:
+            m = split_g[lo, hi]
+            gs[lo, hi] = xor_bit(b, gen(m, hi), and_bit(b, prop(m, hi), gen(lo, m - 1)))
+        return gs[lo, hi]
+
+    return [p[0]] + [xor_bit(b, p[k], gen(0, k - 1)) for k in range(1, n)]
+
+
+@lru_cache(maxsize=256)
+def _prefix_plan(ag: tuple[int, ...], ap: tuple[int, ...]) -> tuple[dict, dict]:
+    """Splits {(lo, hi): m} for the shallowest G and P of every bit range (see prefix_bits);
+    arrival patterns repeat from one SHA-1 round to the next, so plans are cached."""
+    dg = {(i, i): a for i, a in enumerate(ag)}
+    dp = {(i, i): a for i, a in enumerate(ap)}
+    split_g: dict[tuple[int, int], int] = {}
+    split_p: dict[tuple[int, int], int] = {}
+    m_bits = len(ag)
+    for length in range(2, m_bits + 1):
+        for lo in range(m_bits - length + 1):
+            hi = lo + length - 1
+            best_g = best_p = None
+            for m in range(hi, lo, -1):  # the longest low part first (see prefix_bits)
+                d = max(dg[m, hi], 1 + max(dp[m, hi], dg[lo, m - 1]))
+                if best_g is None or d < best_g:
+                    best_g, split_g[lo, hi] = d, m
+                d = 1 + max(dp[m, hi], dp[lo, m - 1])
+                if best_p is None or d < best_p:
+                    best_p, split_p[lo, hi] = d, m
+            dg[lo, hi], dp[lo, hi] = best_g, best_p
+    return split_g, split_p
+
+
 def csa_bits(b: GateBuilder, x: Bits, y: Bits, z: Bits) -> tuple[Bits, Bits]:
     """3:2 carry-save compressor: x+y+z = s + c mod 2^n with one AND layer."""
     n = len(x)
@@ -172,6 +247,13 @@ def sklansky_add(b: GateBuilder, x: Sequence[int], y: Sequence[int]) -> list[int
     """x + y mod 2^n (MSB-first wires), Sklansky prefix adder: AND-depth 6 for n = 32."""
     _check(x, y)
     return msb_first(b, sklansky_bits(b, lsb_first(x), lsb_first(y)))
+
+
+def prefix_add(b: GateBuilder, x: Sequence[int], y: Sequence[int]) -> list[int]:
+    """x + y mod 2^n (MSB-first wires), prefix adder fitted to the inputs' arrival times
+    (:func:`prefix_bits`): AND-depth 5 for n = 32 inputs that arrive together."""
+    _check(x, y)
+    return msb_first(b, prefix_bits(b, lsb_first(x), lsb_first(y)))
 
 
 def csa_sum(b: GateBuilder, operands: Sequence[Sequence[int]]) -> list[int]:

@@ -84,7 +84,7 @@ def inner_digest(
     b: GateBuilder,
     inner_state: Sequence[int],
     message_blocks: Sequence[Sequence[int]] | Sequence[int],
-    adder: str = "csa",
+    adder: str = "prefix",
 ) -> list[int]:
     """SHA-1 chaining over the padded message blocks from the ipad state: 160 wires."""
     return inner_states(b, inner_state, message_blocks, adder)[-1]
@@ -94,7 +94,7 @@ def inner_states(
     b: GateBuilder,
     inner_state: Sequence[int],
     message_blocks: Sequence[Sequence[int]] | Sequence[int],
-    adder: str = "csa",
+    adder: str = "prefix",
 ) -> list[list[int]]:
     """The chaining value after each message block (160 wires each), first block first."""
     states = [list(inner_state)]
@@ -104,7 +104,7 @@ def inner_states(
 
 
 def outer_digest(
-    b: GateBuilder, outer_state: Sequence[int], inner: Sequence[int], adder: str = "csa"
+    b: GateBuilder, outer_state: Sequence[int], inner: Sequence[int], adder: str = "prefix"
 ) -> list[int]:
     """The outer hash: one compression of the 20-byte inner digest, padded (RFC 2104)."""
     pad = sha1_padding(DIGEST_BYTES, BLOCK_BYTES)
@@ -118,7 +118,7 @@ def hmac_sha1_96(
     inner_state: Sequence[int],
     outer_state: Sequence[int],
     message_blocks: Sequence[Sequence[int]] | Sequence[int],
-    adder: str = "csa",
+    adder: str = "prefix",
 ) -> list[int]:
     """HMAC-SHA1 truncated to 96 bits; ``message_blocks`` are 512-wire padded blocks.
 

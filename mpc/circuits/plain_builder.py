@@ -73,6 +73,9 @@ class PlainBuilder:
     def output(self, wires: Sequence[int]) -> None:
         self.outputs.append(list(wires))
 
+    def wire_depth(self, w: int) -> int:
+        return self.depth[w]
+
     # -- inspection ------------------------------------------------------------------------
     def value_bits(self, wires: Sequence[int], lane: int = 0) -> list[int]:
         return [(self.values[w] >> lane) & 1 for w in wires]
