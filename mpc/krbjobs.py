@@ -77,16 +77,7 @@ async def encrypt_many(client: AsyncMpcClient,
     ``key``: see :func:`material_handles`. ``confounder``: 16 bytes, or None for
     ``os.urandom(16)``. Raises as described in the module docstring.
     """
-    prepared = []
-    for key, usage, etype, plaintext, confounder in items:
-        if confounder is None:
-            confounder = os.urandom(CONFOUNDER_BYTES)
-        if len(confounder) != CONFOUNDER_BYTES:
-            raise ValueError("confounder must be 16 octets")
-        data = bytes(confounder) + bytes(plaintext)
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise ValueError(f"message longer than {MAX_MESSAGE_BYTES - CONFOUNDER_BYTES} bytes")
-        prepared.append((material_handles(key, etype, usage), etype, data))
+    prepared = _prepare_encryptions(items)
     # One job per (etype, family) on the class of its longest message (kerberos.encrypt_family).
     groups: dict[tuple[int, int], list[int]] = {}
     for idx, (_, etype, data) in enumerate(prepared):
@@ -94,20 +85,12 @@ async def encrypt_many(client: AsyncMpcClient,
     out: list[bytes | None] = [None] * len(prepared)
 
     async def run_group(group: tuple[int, int], idxs: list[int]) -> None:
-        datas = [prepared[i][2] for i in idxs]
-        h = max(size_class(len(d))[1] for d in datas)
-        m, h = encrypt_class(h)
-        words = (len(idxs) + 63) // 64
-        publics = [list(col) for col in zip(*(_encrypt_public_inputs(d, m, h) for d in datas),
-                                            strict=True)]
-        inputs = [*_handle_inputs([prepared[i][0] for i in idxs]), *publics]
-        chain_arr, tag_arr = await client.run(registry.krb_encrypt_class_name(group[0], h),
-                                              inputs, words=words, mode="reveal",
-                                              timeout=timeout)
-        chains = jobs.unpack_bytes_instances(chain_arr, len(idxs))
-        tags = jobs.unpack_bytes_instances(tag_arr, len(idxs))
-        for i, d, chain, tag in zip(idxs, datas, chains, tags, strict=True):
-            out[i] = _cts_from_chain(chain, len(d)) + tag
+        chosen = [prepared[i] for i in idxs]
+        name, inputs = _encrypt_job(chosen)
+        arrays = await client.run(name, inputs, words=(len(idxs) + 63) // 64, mode="reveal",
+                                  timeout=timeout)
+        for i, r in zip(idxs, _encrypt_results(arrays, chosen), strict=True):
+            out[i] = r
 
     await _run_groups(groups, run_group)
     return out  # type: ignore[return-value]
@@ -121,34 +104,61 @@ async def decrypt_many(client: AsyncMpcClient,
     too short to hold a confounder and a tag). The tag is checked inside MPC.
     """
     out: list[bytes | None] = [None] * len(items)
-    prepared = {}
+    prepared = _prepare_decryptions(items)
     groups: dict[str, list[int]] = {}
-    for idx, (key, usage, etype, ciphertext) in enumerate(items):
-        ciphertext = bytes(ciphertext)
-        handles = material_handles(key, etype, usage)
-        n = len(ciphertext) - MAC_BYTES
-        if not CONFOUNDER_BYTES <= n <= MAX_MESSAGE_BYTES:
-            continue  # cannot be a valid ciphertext of ours: integrity failure
-        prepared[idx] = (handles, ciphertext)
+    for idx, (_, ciphertext, etype) in prepared.items():
         groups.setdefault(registry.krb_decrypt_name(etype, len(ciphertext)), []).append(idx)
 
     async def run_group(name: str, idxs: list[int]) -> None:
-        n0 = len(prepared[idxs[0]][1]) - MAC_BYTES
-        m, h = size_class(n0)
-        words = (len(idxs) + 63) // 64
-        per_item = [_decrypt_public_inputs(prepared[i][1], m, h) for i in idxs]
-        publics = [list(col) for col in zip(*per_item, strict=True)]
-        inputs = [*_handle_inputs([prepared[i][0] for i in idxs]), *publics]
-        ok_arr, plain_arr = await client.run(name, inputs, words=words, mode="reveal",
-                                             timeout=timeout)
-        oks = jobs.unbitslice(ok_arr, len(idxs))[:, 0]
-        plains = jobs.unpack_bytes_instances(plain_arr, len(idxs))
-        for i, ok, plain in zip(idxs, oks, plains, strict=True):
-            n = len(prepared[i][1]) - MAC_BYTES
-            out[i] = plain[CONFOUNDER_BYTES:n] if ok else None
+        chosen = [prepared[i] for i in idxs]
+        arrays = await client.run(name, _decrypt_job(chosen), words=(len(idxs) + 63) // 64,
+                                  mode="reveal", timeout=timeout)
+        for i, r in zip(idxs, _decrypt_results(arrays, chosen), strict=True):
+            out[i] = r
 
     await _run_groups(groups, run_group)
     return out
+
+
+async def pair_many(client: AsyncMpcClient,
+                    dec_items: Sequence[tuple[KeySpec, int, int, bytes]],
+                    enc_items: Sequence[tuple[KeySpec, int, int, bytes, bytes | None]], *,
+                    timeout: float | None = None) -> tuple[list[bytes | None], list[bytes]]:
+    """:func:`decrypt_many` and :func:`encrypt_many` as ONE job (``krb-pair``): the
+    decryptions must share one size class and the encryptions one job (the key service's
+    lanes), at most MAX_INSTANCES_PER_JOB of each. Instance i runs decryption i and
+    encryption i; the shorter side is padded with copies of its first item, whose outputs
+    (the same as that item's) are dropped, so a pair job reveals nothing the two separate
+    jobs would not.
+    """
+    prepared_dec = _prepare_decryptions(dec_items)
+    prepared_enc = _prepare_encryptions(enc_items)
+    dec_out: list[bytes | None] = [None] * len(dec_items)
+    if not prepared_dec or not prepared_enc:  # nothing to pair
+        enc_out = await encrypt_many(client, enc_items, timeout=timeout) if enc_items else []
+        if prepared_dec:
+            dec_out = await decrypt_many(client, dec_items, timeout=timeout)
+        return dec_out, enc_out
+    dec_idxs = list(prepared_dec)
+    decs = [prepared_dec[i] for i in dec_idxs]
+    dec_names = {registry.krb_decrypt_name(etype, len(ct)) for _, ct, etype in decs}
+    enc_groups = {(etype, encrypt_family(len(data))) for _, etype, data in prepared_enc}
+    n = max(len(decs), len(prepared_enc))
+    if len(dec_names) != 1 or len(enc_groups) != 1 or n > MAX_INSTANCES_PER_JOB:
+        raise ValueError("a pair job takes one decryption class and one encryption job")
+    decs += decs[:1] * (n - len(decs))
+    encs = prepared_enc + prepared_enc[:1] * (n - len(prepared_enc))
+    enc_name, enc_inputs = _encrypt_job(encs)
+    dec_inputs = _decrypt_job(decs)
+    name = registry.krb_pair_name(dec_names.pop(), enc_name)
+    # krb-pair input order: both materials first, then the public inputs of each side.
+    inputs = [*dec_inputs[:3], *enc_inputs[:3], *dec_inputs[3:], *enc_inputs[3:]]
+    arrays = await client.run(name, inputs, words=(n + 63) // 64, mode="reveal",
+                              timeout=timeout)
+    for i, r in zip(dec_idxs, _decrypt_results(arrays[:2], decs), strict=False):
+        dec_out[i] = r
+    enc_out = _encrypt_results(arrays[2:], encs)[: len(prepared_enc)]
+    return dec_out, enc_out
 
 
 async def warm_up(client: AsyncMpcClient, sizes: Sequence[tuple[str, int, int]], *,
@@ -192,6 +202,68 @@ async def lookup(client: AsyncMpcClient, name: str):
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def _prepare_encryptions(items) -> list[tuple[tuple[str, str, str], int, bytes]]:
+    """(material handles, etype, conf|plaintext) per item; ValueError for a bad item."""
+    prepared = []
+    for key, usage, etype, plaintext, confounder in items:
+        if confounder is None:
+            confounder = os.urandom(CONFOUNDER_BYTES)
+        if len(confounder) != CONFOUNDER_BYTES:
+            raise ValueError("confounder must be 16 octets")
+        data = bytes(confounder) + bytes(plaintext)
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"message longer than {MAX_MESSAGE_BYTES - CONFOUNDER_BYTES} bytes")
+        prepared.append((material_handles(key, etype, usage), etype, data))
+    return prepared
+
+
+def _encrypt_job(chosen: list) -> tuple[str, list]:
+    """(class circuit name, inputs) for one job of prepared encryptions (one etype and
+    family): the class of the longest message."""
+    datas = [d for _, _, d in chosen]
+    m, h = encrypt_class(max(size_class(len(d))[1] for d in datas))
+    publics = [list(col) for col in zip(*(_encrypt_public_inputs(d, m, h) for d in datas),
+                                        strict=True)]
+    name = registry.krb_encrypt_class_name(chosen[0][1], h)
+    return name, [*_handle_inputs([t for t, _, _ in chosen]), *publics]
+
+
+def _encrypt_results(arrays: Sequence, chosen: list) -> list[bytes]:
+    chain_arr, tag_arr = arrays
+    chains = jobs.unpack_bytes_instances(chain_arr, len(chosen))
+    tags = jobs.unpack_bytes_instances(tag_arr, len(chosen))
+    return [_cts_from_chain(chain, len(d)) + tag
+            for (_, _, d), chain, tag in zip(chosen, chains, tags, strict=True)]
+
+
+def _prepare_decryptions(items) -> dict[int, tuple[tuple[str, str, str], bytes, int]]:
+    """{item index: (material handles, ciphertext, etype)}, without the ciphertexts that
+    cannot be ours (too short or too long: integrity failures without any MPC work)."""
+    prepared = {}
+    for idx, (key, usage, etype, ciphertext) in enumerate(items):
+        ciphertext = bytes(ciphertext)
+        handles = material_handles(key, etype, usage)
+        if CONFOUNDER_BYTES <= len(ciphertext) - MAC_BYTES <= MAX_MESSAGE_BYTES:
+            prepared[idx] = (handles, ciphertext, etype)
+    return prepared
+
+
+def _decrypt_job(chosen: list) -> list:
+    """Inputs for one job of prepared decryptions of one size class."""
+    m, h = size_class(len(chosen[0][1]) - MAC_BYTES)
+    per_item = [_decrypt_public_inputs(ct, m, h) for _, ct, _ in chosen]
+    publics = [list(col) for col in zip(*per_item, strict=True)]
+    return [*_handle_inputs([t for t, _, _ in chosen]), *publics]
+
+
+def _decrypt_results(arrays: Sequence, chosen: list) -> list[bytes | None]:
+    ok_arr, plain_arr = arrays
+    oks = jobs.unbitslice(ok_arr, len(chosen))[:, 0]
+    plains = jobs.unpack_bytes_instances(plain_arr, len(chosen))
+    return [plain[CONFOUNDER_BYTES:len(ct) - MAC_BYTES] if ok else None
+            for (_, ct, _), ok, plain in zip(chosen, oks, plains, strict=True)]
+
 
 def _handle_inputs(triples: list[tuple[str, str, str]]) -> list[Handles]:
     """Inputs 0, 1, 2 of the krb circuits: one stored secret per instance."""

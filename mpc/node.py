@@ -12,9 +12,9 @@ Threads (see :mod:`mpc.links` for why blocking sockets and one owner per TLS obj
   the admin API (:mod:`mpc.admin_api`, ``admin_port``) and /metrics (``metrics_port``).
 
 Roles (by client certificate): ``client-admin`` may send every frame; ``client-frontend``
-may only run reveal-mode JOBs of krb-enc/krb-dec circuits whose inputs 0..2 are stored
-per-usage key material (Ke round keys, Ki inner, Ki outer) and whose other inputs are
-public, LOOKUP records, BUILD krb-enc/krb-dec circuits, PING and ABORT: it never receives
+may only run reveal-mode JOBs of krb-enc/krb-dec/krb-pair circuits whose leading inputs
+(0..2, 0..5 for a pair) are stored per-usage key material (Ke round keys, Ki inner, Ki outer) and whose other inputs are
+public, LOOKUP records, BUILD those circuits, PING and ABORT: it never receives
 a share and never writes one.
 
 Shares and principal records live in a :class:`ShareStore` (``store`` in the config:
@@ -532,7 +532,8 @@ class Node:
             except registry.UnknownCircuit as e:
                 raise BadJob("UNKNOWN_CIRCUIT", f"no circuit named {name!r}") from e
             if conn.role != "admin" and not registry.is_krb_crypto(name):
-                raise BadJob("FORBIDDEN", "the frontend role may only build krb-enc/krb-dec")
+                raise BadJob("FORBIDDEN",
+                             "the frontend role may only build krb-enc/krb-dec/krb-pair")
         loop = asyncio.get_running_loop()
         for name in names:
             if not registry.in_memory(name):
@@ -663,18 +664,20 @@ class Node:
 
     @staticmethod
     def _check_frontend_job(name: str, mode: str, specs) -> None:
-        """What the "frontend" role may run: reveal-mode krb-enc/krb-dec jobs whose inputs
-        0, 1, 2 are stored per-usage material of the matching kind (never a base key or any
-        other secret) and whose other inputs are public."""
+        """What the "frontend" role may run: reveal-mode krb-enc/krb-dec/krb-pair jobs whose
+        inputs 0, 1, 2 (and 3, 4, 5 for a pair) are stored per-usage material of the
+        matching kind (never a base key or any other secret) and whose other inputs are
+        public."""
         if mode != "reveal" or not registry.is_krb_crypto(name):
             raise BadJob("FORBIDDEN", "the frontend role may only run reveal-mode krb-enc / "
-                                      "krb-dec jobs")
+                                      "krb-dec / krb-pair jobs")
         if not isinstance(specs, list):
             raise BadJob("BAD_JOB", "bad input specs")
+        n_material = registry.krb_material_inputs(name)
         for k, spec in enumerate(specs):
             if not isinstance(spec, dict):
                 raise BadJob("BAD_JOB", "bad input spec")
-            if k >= len(hnames.USAGE_KINDS):
+            if k >= n_material:
                 if set(spec) != {"public"}:
                     raise BadJob("FORBIDDEN", f"input {k} must be public")
                 continue
@@ -682,7 +685,7 @@ class Node:
                 spec.get("handles") if set(spec) == {"handles"} else None
             if not isinstance(names, list):
                 raise BadJob("FORBIDDEN", f"input {k} must be stored key material")
-            want = hnames.USAGE_KINDS[k]
+            want = hnames.USAGE_KINDS[k % len(hnames.USAGE_KINDS)]
             # One check per distinct name (a batch names krbtgt's material once per instance).
             for h in {h if isinstance(h, str) else None for h in names}:
                 if h is None or _handle_kind(h) != want:

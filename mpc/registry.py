@@ -128,12 +128,13 @@ _BUILDERS: dict[str, Callable[[str | None], Circuit]] = {
 
 
 def names() -> list[str]:
-    return sorted(_BUILDERS) + ["krb-dec", "krb-enc", "krb-pre"]
+    return sorted(_BUILDERS) + ["krb-dec", "krb-enc", "krb-pair", "krb-pre"]
 
 
 # -- Kerberos names -----------------------------------------------------------------------------
 
 _KRB_RE = re.compile(r"^krb-(pre|enc|dec)/(\d{1,2})(?:/(\d{1,4})(?:x(\d{1,3}))?)?$")
+_PAIR_RE = re.compile(r"^krb-pair/(\d{1,2})/(\d{1,4})x(\d{1,3})/(\d{1,2})/(\d{1,4})x(\d{1,3})$")
 
 
 def krb_precompute_name(etype: int) -> str:
@@ -174,15 +175,43 @@ def krb_decrypt_exact_name(etype: int, n_bytes: int) -> str:
     return f"krb-dec/{int(etype)}/{int(n_bytes)}"
 
 
+def krb_pair_name(dec_name: str, enc_name: str) -> str:
+    """``krb-pair/...``: the class circuits ``krb-dec/<e>/<m>x<h>`` and
+    ``krb-enc/<e>/<m>x<h>`` side by side as one circuit (``build_pair_circuit``)."""
+    dec, enc = dec_name.split("/"), enc_name.split("/")
+    if len(dec) != 3 or len(enc) != 3 or dec[0] != "krb-dec" or enc[0] != "krb-enc":
+        raise UnknownCircuit(f"{dec_name} + {enc_name}")
+    return f"krb-pair/{dec[1]}/{dec[2]}/{enc[1]}/{enc[2]}"
+
+
 def is_krb_crypto(name: str) -> bool:
-    """True for the krb-enc/krb-dec circuits (what the "frontend" role may run)."""
-    return name.startswith(("krb-enc/", "krb-dec/"))
+    """True for the krb-enc/krb-dec/krb-pair circuits (what the "frontend" role may run)."""
+    return name.startswith(("krb-enc/", "krb-dec/", "krb-pair/"))
+
+
+def krb_material_inputs(name: str) -> int:
+    """How many leading inputs of a krb-enc/krb-dec/krb-pair circuit are stored key material
+    (Ke round keys, Ki inner, Ki outer; twice for a pair); the others are public."""
+    return 6 if name.startswith("krb-pair/") else 3
 
 
 def _krb_builder(name: str) -> Callable[[], Circuit]:
     """A zero-argument builder for a Kerberos circuit name; UnknownCircuit if invalid."""
     from mpc.circuits import kerberos as k
 
+    pair = _PAIR_RE.match(name)
+    if pair is not None:
+        fields = pair.groups()
+        nums = [int(f) for f in fields]
+        if any(str(v) != f for v, f in zip(nums, fields, strict=True)) or \
+                nums[0] not in KRB_ETYPES or nums[3] not in KRB_ETYPES:
+            raise UnknownCircuit(name)
+        try:
+            k._check_class(nums[1], nums[2])
+            k._check_class(nums[4], nums[5])
+        except ValueError as e:
+            raise UnknownCircuit(name) from e
+        return lambda: _uncached(k._build_pair)(*nums)
     match = _KRB_RE.match(name)
     if match is None:
         raise UnknownCircuit(name)

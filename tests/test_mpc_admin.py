@@ -207,6 +207,32 @@ async def test_encrypt_decrypt_equal_reference_for_dealt_key(cluster, admin):
         await front.close()
 
 
+async def test_pair_job_equals_reference_and_separate_jobs(cluster, admin):
+    """krb-pair: a login's PA-ENC-TIMESTAMP decryption and its reply's encryptions in ONE
+    job; each side padded with copies of its first item when the counts differ."""
+    name = f"pat@{REALM}"
+    key = crypto.random_key(18)
+    await asyncio.to_thread(register, admin, name, {18: key.contents})
+    front = AsyncMpcClient(cluster.client_config, "frontend", timeout=2.0)
+    try:
+        pa_key, rep_key = (hnames.usage_material(name, 1, 18, u) for u in (1, 3))
+        stamps = [b"stamp-%d" % i + bytes(13) for i in range(3)]
+        cts = [crypto.encrypt(key, 1, s) for s in stamps]
+        forged = bytearray(cts[1])
+        forged[-1] ^= 1
+        encs = [(rep_key, 3, 18, bytes(range(i, 185 + i)), bytes([i]) * 16) for i in range(2)]
+        decs = [(pa_key, 1, 18, cts[0]), (pa_key, 1, 18, bytes(forged)), (pa_key, 1, 18, cts[2])]
+        for d, e in ((decs[:1], encs), (decs, encs[:1])):  # more encryptions, then more decryptions
+            dec_out, enc_out = await krbjobs.pair_many(front, d, e)
+            assert enc_out == [crypto.encrypt(key, 3, p, c) for _, _, _, p, c in e]
+            assert dec_out == [stamps[0], None, stamps[2]][: len(d)]
+            assert dec_out == await krbjobs.decrypt_many(front, d)
+        with pytest.raises(ValueError):  # two decryption size classes cannot share a pair
+            await krbjobs.pair_many(front, [decs[0], (pa_key, 1, 18, cts[0] + bytes(40))], encs)
+    finally:
+        await front.close()
+
+
 async def test_mpc_generated_krbtgt_key_round_trip(cluster, admin):
     name = f"krbtgt/{REALM}@{REALM}"
     await asyncio.to_thread(register, admin, name, {18: None})
@@ -261,6 +287,9 @@ async def test_frontend_role_is_refused_everything_but_krb_jobs(cluster, admin):
                                                  *publics]),
             "swapped material": front.run(enc, [Handles((ki_in,)), Handle(ke), Handle(ki_out),
                                                 *publics]),
+            "pair, public second material": front.run(
+                registry.krb_pair_name(registry.krb_decrypt_name(17, 60), enc),
+                [Handle(ke), Handle(ki_in), Handle(ki_out), bytes(176), bytes(20), bytes(20)]),
         }
         for what, coro in attempts.items():
             with pytest.raises(MpcJobError) as e:

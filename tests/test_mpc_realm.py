@@ -214,6 +214,20 @@ def test_mpc_key_service_equals_reference_byte_for_byte(mpc_realm):
                                          for u, p, c in items))
             assert got == [crypto.encrypt(key, u, p, c) for u, p, c in items]
             assert ks.stats["jobs"] - jobs_before == 1
+            # A decryption and encryptions issued together on idle lanes (one login's
+            # PA-ENC-TIMESTAMP and reply) go out as ONE krb-pair job; a forgery still fails.
+            stamp = os.urandom(21)
+            pa = crypto.encrypt(key, 1, stamp)
+            forged = bytearray(pa)
+            forged[3] ^= 1
+            for cipher, want in ((pa, stamp), (bytes(forged), None)):
+                jobs_before = ks.stats["jobs"]
+                got = await asyncio.gather(
+                    *(ks.encrypt(KeyRef(name, 1, 18), u, p, c) for u, p, c in items[2:4]),
+                    ks.decrypt(KeyRef(name, 1, 18), 1, cipher), return_exceptions=True)
+                assert got[:2] == [crypto.encrypt(key, u, p, c) for u, p, c in items[2:4]]
+                assert got[2] == want if want else isinstance(got[2], IntegrityFailure)
+                assert ks.stats["jobs"] - jobs_before == 1
         finally:
             await ks.close()
 
