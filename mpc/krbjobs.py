@@ -14,8 +14,9 @@ per-instance key handles), several jobs at once; results come back in item order
 Decryptions share a circuit when they have the same etype and size class; encryptions of up
 to ``SHARED_ENCRYPT_BLOCKS`` SHA-1 blocks share the class circuit of the longest of them (a
 public selector picks each instance's inner digest), so an AS reply's ticket and enc-part
-cost one job. Output equals ``kdc.crypto.encrypt``/``decrypt`` byte for byte for the
-same confounder.
+cost one job. :func:`pair_many` runs a group of decryptions and a group of encryptions as
+one ``krb-pair`` job (a login's PA-ENC-TIMESTAMP and reply, one login at a time). Output
+equals ``kdc.crypto.encrypt``/``decrypt`` byte for byte for the same confounder.
 
 Decryption checks the tag inside MPC; only ok and, if ok, the plaintext are revealed
 (SPEC "Threat model": never a decryption or MAC oracle). A forged or corrupted ciphertext

@@ -23,6 +23,9 @@ Kerberos (RFC 3961 §5.3 / RFC 3962, :mod:`mpc.circuits.kerberos`; etype 17 or 1
   (``build_encrypt_class_circuit`` / ``build_decrypt_class_circuit``), m AES blocks and h
   SHA-1 blocks; what :mod:`mpc.krbjobs` runs. Names via :func:`krb_encrypt_name` /
   :func:`krb_decrypt_name` (from the message length) so callers never format them.
+* ``krb-pair/<etype>/<m>x<h>/<etype>/<m>x<h>``: a decrypt and an encrypt class circuit side
+  by side as one circuit (``build_pair_circuit``): one login's PA-ENC-TIMESTAMP decryption
+  and reply encryptions as one job. Name via :func:`krb_pair_name`.
 * ``krb-enc/<etype>/<n_bytes>`` and ``krb-dec/<etype>/<n_bytes>``: the exact-length circuits
   (``build_encrypt_circuit`` / ``build_decrypt_circuit``).
 
