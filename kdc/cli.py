@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ DEFAULT_PORT = 60088
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password"
 DEMO_SERVICE = "HTTP/localhost"
+FIRST_LOGIN_TIMEOUT = 300.0  # seconds `mpckdc up` keeps trying its first demo login
 CLIENT_COMMANDS = ("kinit", "klist", "kvno")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NODE_START_TIMEOUT = 90.0  # seconds; a cold numba cache on a busy 2-core machine is slow
@@ -346,6 +348,26 @@ def write_frontend_config(directory: Path, realm: str, port: int, *,
     return paths["config"]
 
 
+def demo_login(realm: str, port: int, timeout: float = FIRST_LOGIN_TIMEOUT) -> bool:
+    """Log the demo user in (AS with pre-auth, then a service ticket) through our own
+    client, retrying while the nodes build circuits (KDC_ERR_SVC_UNAVAILABLE meanwhile), so
+    that the first kinit a user types is answered at once. Bounded by ``timeout``."""
+    from clients.client import KdcClient
+    from clients.errors import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = KdcClient(realm, [("127.0.0.1", port)], transport="tcp", timeout=10)
+            tgt = client.get_tgt_password(f"{DEMO_USER}@{realm}", DEMO_PASSWORD)
+            client.get_service_ticket(tgt, f"{DEMO_SERVICE}@{realm}")
+            return True
+        except (ClientError, OSError, TimeoutError):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from clients.admin import config_realm
     from clients.admin_init import configure_cluster, write_cluster
@@ -397,7 +419,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
         def announce(_sockets) -> None:
-            env = f"KRB5_CONFIG={paths['krb5_conf']} KRB5CCNAME=FILE:{paths['ccache']}"
             print(
                 f"WARNING: demo user {DEMO_USER}@{realm} has the published password "
                 f'"{DEMO_PASSWORD}": for trying the realm out only.',
@@ -407,7 +428,24 @@ def cmd_up(args: argparse.Namespace) -> int:
                   "shares on 3 MPC nodes (logs: node-<i>.log).")
             print(f"Service {DEMO_SERVICE}@{realm}: keytab {paths['keytab']}")
             print(f"Admin: mpckdc admin -d {directory} getprinc {DEMO_USER}")
-            print(f"Log: {paths['log']}")
+            print(f"Log: {paths['log']}", flush=True)
+            if args.workers == 1:
+                # The server starts serving when this returns; the first login runs beside
+                # it. (With several workers the server forks next: no thread may be running.)
+                threading.Thread(target=first_login, name="first-login", daemon=True).start()
+            else:
+                try_it()
+
+        def first_login() -> None:
+            print("Logging in as the demo user once (the nodes build the circuits of a login "
+                  "on first use; kept on disk) ...", flush=True)
+            if not demo_login(realm, args.port):
+                print("mpckdc up: the first demo login did not succeed; see the logs",
+                      file=sys.stderr, flush=True)
+            try_it()
+
+        def try_it() -> None:
+            env = f"KRB5_CONFIG={paths['krb5_conf']} KRB5CCNAME=FILE:{paths['ccache']}"
             print("Try it (password demo-password):")
             print(f"  {env} kinit {DEMO_USER}@{realm}")
             print(f"  {env} klist")
