@@ -119,15 +119,17 @@ def metrics_ports(cluster_dir: Path) -> list[int]:
 
 
 def write_cluster(cluster_dir: Path, realm: str, *, ports: list[int],
-                  hosts: list[str] | None = None) -> Path:
+                  hosts: list[str] | None = None, circuit_cache: Path | None = None) -> Path:
     """CA, node and client certificates, PRF keys and configs (mpc.cluster) with SQLite share
-    stores, admin API and metrics ports, and ``[admin] realm``. Returns the client config."""
+    stores, admin API and metrics ports, and ``[admin] realm``. Returns the client config.
+    ``circuit_cache``: one directory of built circuits for all three nodes (default: one
+    per node; circuits are public, so nodes on one machine may share it)."""
     from mpc.cluster import generate_cluster
 
     if len(ports) != PORTS_PER_CLUSTER:
         raise ValueError(f"a cluster needs {PORTS_PER_CLUSTER} ports")
     generate_cluster(cluster_dir, ports[:3], ports[3:6], hosts=hosts, admin_ports=ports[6:9],
-                     metrics_ports=ports[9:12])
+                     metrics_ports=ports[9:12], circuit_cache=circuit_cache)
     configure_cluster(cluster_dir, realm)
     return cluster_dir / "client.toml"
 

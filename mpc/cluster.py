@@ -102,13 +102,15 @@ def generate_cluster(directory: str | Path, ports: list[int], client_ports: list
                      host: str = "127.0.0.1", hosts: list[str] | None = None,
                      debug: bool = False, job_timeout: float = 30.0,
                      admin_ports: list[int] | None = None,
-                     metrics_ports: list[int] | None = None, store: str = "sqlite") -> Path:
+                     metrics_ports: list[int] | None = None, store: str = "sqlite",
+                     circuit_cache: str | Path | None = None) -> Path:
     """Write a complete cluster's material into ``directory``; returns the directory.
 
     Node i listens on ``hosts[i]``: ``ports[i]`` for its peers, ``client_ports[i]`` for jobs,
     ``admin_ports[i]`` for the admin API and ``metrics_ports[i]`` for /metrics (omitted or 0:
     not served). ``store="sqlite"`` gives node i ``node-<i>/shares.db``; ``"memory"`` keeps
-    shares in memory only (tests of the engine).
+    shares in memory only (tests of the engine). Built circuits are kept in
+    ``node-<i>/circuits``, or all in ``circuit_cache`` (an absolute path) if given.
     """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -143,7 +145,7 @@ def generate_cluster(directory: str | Path, ports: list[int], client_ports: list
             f"job_timeout = {float(job_timeout)}\n"
             "max_in_flight = 64\n"
             f"store = {_toml_str(store_spec)}\n"
-            f'circuit_cache = "{name}/circuits"\n'
+            f"circuit_cache = {_toml_str(str(circuit_cache or f'{name}/circuits'))}\n"
             f"admin_port = {admin_ports[i]}\n"
             f"metrics_port = {metrics_ports[i]}\n\n"
             + _nodes_toml(addrs)

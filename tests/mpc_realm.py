@@ -35,6 +35,10 @@ REALM = "EXAMPLE.COM"
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "demo": "demo-password"}
 SERVICE = "HTTP/localhost"
 START_TIMEOUT = 120.0
+# One directory of built circuits for every realm of a test run (inside the checkout, like the
+# numba cache): circuits are public and depend only on the code (mpc.registry names each file
+# by the digest of the circuit code), so each is built once instead of once per realm.
+CIRCUIT_CACHE = PROJECT_ROOT / ".circuit_cache"
 WARM_TIMEOUT = 180.0
 
 
@@ -228,7 +232,7 @@ def start_mpc_realm(work: Path, *, users: bool = True, warm: bool = True) -> Mpc
     work.mkdir(parents=True, exist_ok=True)
     r = MpcRealm(work=work)
     ports = free_ports(12)
-    write_cluster(r.cluster, r.realm, ports=ports)
+    write_cluster(r.cluster, r.realm, ports=ports, circuit_cache=CIRCUIT_CACHE)
     try:
         for i in range(3):
             r.start_node(i)

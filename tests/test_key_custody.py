@@ -30,7 +30,7 @@ from clients.keytab import read_keytab
 from kdc import crypto
 from kdc.crypto import KC, KE, KI, derive_key, usage_constant
 from mpc import handles
-from tests.mpc_realm import REALM, SERVICE, running_mpc_realm
+from tests.mpc_realm import CIRCUIT_CACHE, REALM, SERVICE, running_mpc_realm
 from tests.test_circuits_kerberos import plain_expand_key, plain_hmac_states
 
 USAGES = (1, 2, 3, 6, 7, 8, 9)
@@ -129,9 +129,11 @@ def search_process(pid: int, needles: Needles) -> tuple[int, list[str]]:
 
 
 def written_files(work: Path) -> list[Path]:
-    """Every file the nodes and the front-end wrote (their directories, logs, audit), except
-    keytabs (the service's own key file by design)."""
-    return [p for p in work.rglob("*") if p.is_file() and not p.name.endswith(".keytab")]
+    """Every file the nodes and the front-end wrote (their directories, logs, audit, and the
+    circuit cache the test realms share), except keytabs (the service's own key file by
+    design)."""
+    files = list(work.rglob("*")) + list(CIRCUIT_CACHE.glob("*"))
+    return [p for p in files if p.is_file() and not p.name.endswith(".keytab")]
 
 
 def test_no_process_or_file_holds_any_key(mpc_realm):
