@@ -351,9 +351,12 @@ def write_frontend_config(directory: Path, realm: str, port: int, *,
 def demo_login(realm: str, port: int, timeout: float = FIRST_LOGIN_TIMEOUT) -> bool:
     """Log the demo user in (AS with pre-auth, then a service ticket) through our own
     client, retrying while the nodes build circuits (KDC_ERR_SVC_UNAVAILABLE meanwhile), so
-    that the first kinit a user types is answered at once. Bounded by ``timeout``."""
+    that the first kinit a user types is answered at once. Any other answer (the demo user
+    deleted or its password changed) ends it at once. Bounded by ``timeout``."""
     from clients.client import KdcClient
-    from clients.errors import ClientError
+    from clients.errors import ClientError, KdcError
+    from clients.transport import KdcUnreachable
+    from kdc.messages.constants import KDC_ERR_SVC_UNAVAILABLE
 
     deadline = time.monotonic() + timeout
     while True:
@@ -362,7 +365,9 @@ def demo_login(realm: str, port: int, timeout: float = FIRST_LOGIN_TIMEOUT) -> b
             tgt = client.get_tgt_password(f"{DEMO_USER}@{realm}", DEMO_PASSWORD)
             client.get_service_ticket(tgt, f"{DEMO_SERVICE}@{realm}")
             return True
-        except (ClientError, OSError, TimeoutError):
+        except (ClientError, KdcUnreachable, OSError, TimeoutError) as exc:
+            if isinstance(exc, KdcError) and exc.code != KDC_ERR_SVC_UNAVAILABLE:
+                return False
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.5)

@@ -295,6 +295,18 @@ def test_ktadd_twice_old_keytab_stops_working(mpc_realm, tmp_path):
     assert check_new.returncode == 0, check_new.stderr
 
 
+def test_first_demo_login_retries_only_while_service_is_unavailable(mpc_realm):
+    """`mpckdc up`'s first login: success through MPC; an answer other than
+    SVC_UNAVAILABLE ends it at once; a KDC that never answers ends it at the deadline."""
+    from kdc.cli import demo_login, free_ports
+
+    assert demo_login(REALM, mpc_realm.port, timeout=60)
+    t0 = time.monotonic()
+    assert not demo_login("NO-SUCH.REALM", mpc_realm.port, timeout=60)  # not retried
+    assert not demo_login(REALM, free_ports(1)[0], timeout=1.0)  # nothing listens there
+    assert time.monotonic() - t0 < 10
+
+
 def test_mpckdc_up_serves_demo_realm_through_mpc(tmp_path):
     """`mpckdc up`: three nodes + front-end, krbtgt made inside MPC, the demo user and
     HTTP/localhost with its keytab; MIT kinit/kvno work with the krb5.conf it wrote; `mpckdc
