@@ -17,7 +17,6 @@ Many PartyEvaluations may be in flight in one process: all state is per object.
 from __future__ import annotations
 
 import threading
-import weakref
 
 import numpy as np
 
@@ -32,31 +31,6 @@ POOL_PER_SHAPE = 8
 # small round's CPU). Per key and evaluation; layers above WINDOW_LAYER_MAX are drawn alone.
 WINDOW_BYTES = 32 << 10
 WINDOW_LAYER_MAX = 8 << 10
-
-
-class _Plan:
-    """Per-circuit facts the round path needs, computed once per circuit object."""
-
-    __slots__ = ("sizes", "size_array", "widest", "depth")
-
-    def __init__(self, circuit: Circuit) -> None:
-        self.sizes = [len(layer) for layer in circuit.and_layers]
-        self.size_array = np.asarray(self.sizes, dtype=np.int64)
-        self.widest = max(self.sizes, default=0)
-        self.depth = len(self.sizes)
-
-
-_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_PLANS_LOCK = threading.Lock()
-
-
-def _plan(circuit: Circuit) -> _Plan:
-    plan = _PLANS.get(circuit)
-    if plan is None:
-        plan = _Plan(circuit)
-        with _PLANS_LOCK:
-            _PLANS[circuit] = plan
-    return plan
 
 
 class _WirePool:
@@ -143,8 +117,11 @@ class PartyEvaluation:
         ones = np.uint64(0xFFFFFFFFFFFFFFFF)
         self._flip0 = ones if party == 0 else np.uint64(0)
         self._flip1 = ones if party == 2 else np.uint64(0)
-        plan = self._plan = _plan(circuit)
-        widest = plan.widest
+        # Per-layer sizes for the round path: a list to index, an array for window sums.
+        self._sizes = circuit.layer_sizes
+        self._size_array = np.asarray(self._sizes, dtype=np.int64)
+        self._depth = len(self._sizes)
+        widest = max(self._sizes, default=0)
         # Layers too big for the PRF window get their streams drawn one layer at a time.
         big = widest if widest * words * 8 > WINDOW_LAYER_MAX else 0
         self._alpha_own = np.empty((big, words), dtype=np.uint64)
@@ -232,23 +209,16 @@ class PartyEvaluation:
             raise EvaluationStateError("receive() without an outstanding round")
         rnd = self.round
         layer = self.circuit.and_layers[rnd]
-        shape = (self._plan.sizes[rnd], self.words)
-        if type(z_from_next) is np.ndarray:
-            z = z_from_next
-            if z.shape != shape:
-                if z.ndim == 1 and z.size == shape[0] * shape[1]:
-                    z = z.reshape(shape)
-                else:
-                    raise ValueError(f"expected uint64 z of shape {shape}, got {z.shape}")
-            if z.dtype != np.uint64:
-                raise ValueError(f"expected uint64 z of shape {shape}, got {z.dtype}")
-        elif isinstance(z_from_next, bytes | bytearray | memoryview):
+        shape = (self._sizes[rnd], self.words)
+        if isinstance(z_from_next, bytes | bytearray | memoryview):
             raw = np.frombuffer(z_from_next, dtype="<u8")
             if raw.size != shape[0] * shape[1]:
                 raise ValueError(f"expected {shape[0] * shape[1] * 8} bytes of z, got {raw.nbytes}")
             z = raw.astype(np.uint64, copy=False).reshape(shape)
         else:
-            z = np.asarray(z_from_next)
+            z = z_from_next if type(z_from_next) is np.ndarray else np.asarray(z_from_next)
+            if z.shape != shape and z.ndim == 1 and z.size == shape[0] * shape[1]:
+                z = z.reshape(shape)  # a frame's section arrives flat
             if z.shape != shape or z.dtype != np.uint64:
                 raise ValueError(f"expected uint64 z of shape {shape}, got {z.dtype} {z.shape}")
         if not z.flags.c_contiguous:
@@ -265,11 +235,11 @@ class PartyEvaluation:
         if not self._started or self._finished:
             return False
         nxt = self.round + 1
-        if nxt >= self._plan.depth:
+        if nxt >= self._depth:
             return False
         if self._win_first <= nxt < self._win_end or self._alpha_ready == nxt:
             return True
-        n = self._plan.sizes[nxt]
+        n = self._sizes[nxt]
         if n * self.words * 8 <= WINDOW_LAYER_MAX:
             self._refill_window(nxt)
             return True
@@ -287,7 +257,7 @@ class PartyEvaluation:
         if self._win_own is None:
             self._win_own = np.empty(WINDOW_BYTES // 8 + 2, dtype=np.uint64)
             self._win_next = np.empty(WINDOW_BYTES // 8 + 2, dtype=np.uint64)
-        sizes = self._plan.size_array[first:first + WINDOW_BYTES // 8]
+        sizes = self._size_array[first:first + WINDOW_BYTES // 8]
         blocks = (sizes * words + 1) >> 1  # 16-byte AES blocks per layer (rounded up)
         ends = np.cumsum(blocks)
         k = max(int(np.searchsorted(ends, WINDOW_BYTES // 16, side="right")), 1)
@@ -319,10 +289,10 @@ class PartyEvaluation:
     ) -> np.ndarray | None:
         c = self.circuit
         segment = c.segments[segment_index]
-        depth = self._plan.depth
+        depth = self._depth
         if segment_index < depth:
             layer = c.and_layers[segment_index]
-            n = self._plan.sizes[segment_index]
+            n = self._sizes[segment_index]
             alpha_own, alpha_next = self._alpha(segment_index, n)
             if self._reuse:
                 send = self._send_ring[segment_index & 1][:n]
