@@ -199,6 +199,12 @@ class RoundScheduler:
 
     def next_timer(self) -> float | None:
         """Seconds until the earliest armed timer (<= 0: due), or None if none is armed."""
+        t = self._next_due()
+        return None if t is None else t - time.monotonic()
+
+    def _next_due(self) -> float | None:
+        """When the earliest armed timer is due (time.monotonic), or None. (Asked before
+        every blocking read of the link reader: plain comparisons, no allocation.)"""
         t = None
         if self._held:
             t = self._hold_until
@@ -206,7 +212,7 @@ class RoundScheduler:
             t = self._stale_until
         if self._merge_until and (t is None or self._merge_until < t):
             t = self._merge_until
-        return None if t is None else t - time.monotonic()
+        return t
 
     def run_timers(self) -> None:
         """Run the timers that are due (any thread; takes the engine lock)."""
@@ -239,14 +245,8 @@ class RoundScheduler:
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + SWEEP_INTERVAL
-                wait = next_sweep
-                if self._held:
-                    wait = min(wait, self._hold_until)
-                if self._stale_armed:
-                    wait = min(wait, self._stale_until)
-                if self._merge_until:
-                    wait = min(wait, self._merge_until)
-                wait -= now
+                due = self._next_due()
+                wait = (next_sweep if due is None else min(next_sweep, due)) - now
                 self._wake.clear()
             self._wake.wait(max(wait, 0.0))
 
