@@ -77,8 +77,10 @@ def pack_header(kind: int, length: int, *, batch_id: int = 0, round: int = 0) ->
     return HEADER.pack(MAGIC, kind, 0, round, batch_id, length)
 
 
-def unpack_header(data: bytes | memoryview, max_length: int) -> Header:
-    magic, kind, flags, rnd, batch_id, length = HEADER.unpack(data)
+def unpack_header(data: bytes | memoryview | bytearray, max_length: int,
+                  offset: int = 0) -> Header:
+    """The frame header at ``data[offset:]`` (FrameError if bad or longer than allowed)."""
+    magic, kind, flags, rnd, batch_id, length = HEADER.unpack_from(data, offset)
     if magic != MAGIC or flags != 0:
         raise FrameError("bad frame magic")
     if length > max_length:
@@ -198,13 +200,9 @@ class BufferedReader:
     def header(self, max_length: int) -> Header:
         if self.end - self.start < HEADER.size:
             self._fill(HEADER.size)
-        magic, kind, flags, rnd, batch_id, length = HEADER.unpack_from(self.buf, self.start)
+        header = unpack_header(self.buf, max_length, self.start)
         self.start += HEADER.size
-        if magic != MAGIC or flags != 0:
-            raise FrameError("bad frame magic")
-        if length > max_length:
-            raise FrameError(f"frame of {length} bytes exceeds limit {max_length}")
-        return Header(kind, rnd, batch_id, length)
+        return header
 
     def bundle(self, header: Header) -> list[tuple[int, int, np.ndarray]]:
         """The body of a BUNDLE frame: ``[(batch_id, round, z_flat_uint64), ...]``.
