@@ -200,9 +200,9 @@ class BufferedReader:
     def header(self, max_length: int) -> Header:
         if self.end - self.start < HEADER.size:
             self._fill(HEADER.size)
-        header = unpack_header(self.buf, max_length, self.start)
-        self.start += HEADER.size
-        return header
+        start = self.start
+        self.start += HEADER.size  # consumed even if it is refused
+        return unpack_header(self.buf, max_length, start)
 
     def bundle(self, header: Header) -> list[tuple[int, int, np.ndarray]]:
         """The body of a BUNDLE frame: ``[(batch_id, round, z_flat_uint64), ...]``.
