@@ -348,11 +348,15 @@ def write_frontend_config(directory: Path, realm: str, port: int, *,
     return paths["config"]
 
 
-def demo_login(realm: str, port: int, timeout: float = FIRST_LOGIN_TIMEOUT) -> bool:
-    """Log the demo user in (AS with pre-auth, then a service ticket) through our own
-    client, retrying while the nodes build circuits (KDC_ERR_SVC_UNAVAILABLE meanwhile), so
-    that the first kinit a user types is answered at once. Any other answer (the demo user
-    deleted or its password changed) ends it at once. Bounded by ``timeout``."""
+def wait_for_login(realm: str, port: int, principal: str = DEMO_USER,
+                   password: str = DEMO_PASSWORD, service: str = DEMO_SERVICE,
+                   timeout: float = FIRST_LOGIN_TIMEOUT) -> bool:
+    """Log ``principal`` in (AS with pre-auth, then a ticket for ``service``) through our
+    own client over TCP to 127.0.0.1:``port``, retrying while the nodes build circuits
+    (KDC_ERR_SVC_UNAVAILABLE meanwhile) or nothing answers yet; any other answer (the user
+    deleted or its password changed) ends it at once. True once it worked; bounded by
+    ``timeout``. ``mpckdc up`` runs it for the demo user so that the first kinit a user
+    types is answered at once; the test realms warm up with it."""
     from clients.client import KdcClient
     from clients.errors import ClientError, KdcError
     from clients.transport import KdcUnreachable
@@ -362,8 +366,8 @@ def demo_login(realm: str, port: int, timeout: float = FIRST_LOGIN_TIMEOUT) -> b
     while True:
         try:
             client = KdcClient(realm, [("127.0.0.1", port)], transport="tcp", timeout=10)
-            tgt = client.get_tgt_password(f"{DEMO_USER}@{realm}", DEMO_PASSWORD)
-            client.get_service_ticket(tgt, f"{DEMO_SERVICE}@{realm}")
+            tgt = client.get_tgt_password(f"{principal}@{realm}", password)
+            client.get_service_ticket(tgt, f"{service}@{realm}")
             return True
         except (ClientError, KdcUnreachable, OSError, TimeoutError) as exc:
             if isinstance(exc, KdcError) and exc.code != KDC_ERR_SVC_UNAVAILABLE:
@@ -444,7 +448,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         def first_login() -> None:
             print("Logging in as the demo user once (the nodes build the circuits of a login "
                   "on first use; kept on disk) ...", flush=True)
-            if not demo_login(realm, args.port):
+            if not wait_for_login(realm, args.port):
                 print("mpckdc up: the first demo login did not succeed; see the logs",
                       file=sys.stderr, flush=True)
             try_it()

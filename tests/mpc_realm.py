@@ -203,21 +203,14 @@ def warm_up(r: MpcRealm, names: list[str], timeout: float = WARM_TIMEOUT) -> Non
     ``timeout``."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from clients.errors import ClientError
+    from kdc.cli import wait_for_login
 
     deadline = time.monotonic() + timeout
 
     def login(name: str) -> None:
-        while True:
-            try:
-                client = r.client(timeout=10)
-                tgt = client.get_tgt_password(r.principal(name), r.passwords[name])
-                client.get_service_ticket(tgt, f"{SERVICE}@{r.realm}")
-                return
-            except (ClientError, OSError, TimeoutError) as exc:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"realm does not serve {name}: {exc}\n{r.logs()}") from None
-                time.sleep(0.3)
+        left = max(deadline - time.monotonic(), 1.0)
+        if not wait_for_login(r.realm, r.port, name, r.passwords[name], SERVICE, timeout=left):
+            raise RuntimeError(f"realm does not serve {name}\n{r.logs()}")
 
     for name in names:
         login(name)
