@@ -21,6 +21,8 @@ under load (``bench_mpc_realm`` at 256 clients). Decryptions of one SHA-1 block 
 PA-ENC-TIMESTAMP) run beside the reply's encryption, which is more than twice as deep, so
 their lanes keep ``short_decrypt_jobs`` (default 1) in flight and form wider batches at no
 cost in latency; a TGT's decryption is on its TGS request's critical path and keeps two.
+While no job at all is in flight (one login at a time), a decryption and encryptions
+issued together go out as one ``krb-pair`` job (:meth:`MpcKeyService._partner`).
 
 Failure (SPEC "Reliability"): a node that is down, an error frame, inconsistent output
 shares or no answer within ``timeout`` seconds raise :class:`KeyServiceUnavailable`, which
