@@ -45,6 +45,7 @@ from kdc.messages import constants as C
 from kdc.messages.model import EncryptionKey, KdcReq
 from kdc.realm import RealmPolicy
 from kdc.tgs_req import process_tgs_req
+from kdc.tgt_cache import TgtCache
 
 TAG_AS_REQ = 0x6A  # [APPLICATION 10], constructed
 TAG_TGS_REQ = 0x6C  # [APPLICATION 12], constructed
@@ -65,6 +66,7 @@ class Kdc:
         log: logging.Logger | None = None,
         audit: AuditSink | None = None,
         lookaside: Lookaside | None = None,
+        tgt_cache: TgtCache | None = None,
     ) -> None:
         self.policy = policy
         self.keys = keys
@@ -75,6 +77,7 @@ class Kdc:
             max_entries=policy.lookaside_entries,
             max_bytes=policy.lookaside_bytes,
         )
+        self.tgt_cache = tgt_cache if tgt_cache is not None else TgtCache()
         self._tgs_name = (policy, policy.tgs_name)
         # Session-key and ticket etypes: the realm's list, restricted to what we implement.
         self.session_etypes: frozenset[int] = frozenset(

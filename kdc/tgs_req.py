@@ -3,8 +3,9 @@
 Steps (RFC 4120 §3.3.2, in MIT ``process_tgs_req`` order):
 1. PA-TGS-REQ carries an AP-REQ whose ticket must be this realm's TGT.
 2. The TGT's enc-part is decrypted by the key service under the krbtgt key named by the
-   ticket's kvno and etype (usage 2): the only long-term-key operation on the way in. The lookup
-   of the requested service runs at the same time.
+   ticket's kvno and etype (usage 2): the only long-term-key operation on the way in, done
+   once per TGT (``kdc.tgt_cache``). The lookup of the requested service runs at the same
+   time.
 3. The authenticator is decrypted with the TGT session key (usage 7, plain crypto), must name
    the TGT's client, be within the clock skew, and carry a keyed checksum over the req-body as
    received (usage 6).
@@ -96,25 +97,36 @@ def _to_key(ek: EncryptionKey) -> crypto.Key:
 
 
 async def _decrypt_tgt(kdc: Kdc, ticket: Ticket) -> EncTicketPart:
-    """The TGT's EncTicketPart, decrypted and checked by the key service (usage 2)."""
-    kvno = ticket.enc_part.kvno
+    """The TGT's EncTicketPart, decrypted and checked by the key service (usage 2), or the
+    same TGT's from ``kdc.tgt_cache`` while its key version is still the krbtgt's."""
+    enc = ticket.enc_part
+    kvno, etype = enc.kvno, enc.etype
+    entry = None
     if kvno is None:
         entry = await kdc.keys.lookup(kdc.policy.tgs_name)
         if entry is None:
             raise KdcError(C.KRB_AP_ERR_NOKEY, STATUS_PROCESS_TGS)
         kvno = entry.kvno
-    ref = KeyRef(kdc.policy.tgs_name, kvno, ticket.enc_part.etype)
+    cached = kdc.tgt_cache.get(kvno, etype, enc.cipher)
+    if cached is not None:
+        if entry is None:
+            entry = await kdc.keys.lookup(kdc.policy.tgs_name)
+        if entry is not None and any(k.kvno == kvno and k.etype == etype for k in entry.keys):
+            return cached
+    ref = KeyRef(kdc.policy.tgs_name, kvno, etype)
     try:
-        plain = await kdc.keys.decrypt(ref, C.KU_TICKET, ticket.enc_part.cipher)
+        plain = await kdc.keys.decrypt(ref, C.KU_TICKET, enc.cipher)
     except IntegrityFailure:
         raise KdcError(C.KRB_AP_ERR_BAD_INTEGRITY, STATUS_PROCESS_TGS) from None
     except UnknownKey:
         # RFC 4120 §3.2.3 / MIT: a ticket under a key version we do not hold.
         raise KdcError(C.KRB_AP_ERR_BADKEYVER, STATUS_PROCESS_TGS) from None
     try:
-        return decode(EncTicketPart, plain)
+        part = decode(EncTicketPart, plain)
     except DecodeError:
         raise KdcError(C.KRB_ERR_GENERIC, STATUS_PROCESS_TGS) from None
+    kdc.tgt_cache.put(kvno, etype, enc.cipher, part)
+    return part
 
 
 def _check_authenticator(kdc: Kdc, req: KdcReq, ap_req: ApReq, tgt: EncTicketPart,

@@ -204,6 +204,35 @@ async def test_tampered_tgt_is_bad_integrity():
     assert err.cname is None
 
 
+async def test_tgt_is_decrypted_once_while_its_key_is_current():
+    h = make_harness()
+    tgt = await get_tgt(h, now=NOW)
+    h.keys.reset()
+    first = tgs_rep_creds(await h.send(tgs_req(tgt, now=NOW, nonce=1), NOW), tgt.session_key, 8)
+    assert h.keys.calls["decrypt"] == 1 and len(h.kdc.tgt_cache) == 1
+    second = tgs_rep_creds(await h.send(tgs_req(tgt, now=NOW, nonce=2), NOW), tgt.session_key, 8)
+    assert h.keys.calls["decrypt"] == 1  # the same TGT again: from the cache
+    assert (first.part.nonce, second.part.nonce) == (1, 2)
+    for creds in (first, second):
+        tkt = decrypt_ticket(creds.ticket, HTTP_KEY)
+        assert tkt.cname == tgt.rep.cname and tkt.authtime == tgt.part.authtime
+        assert tkt.key == creds.part.key
+    # A changed ciphertext is not the cached TGT: it goes to the key service and fails.
+    t = tgt.ticket
+    cipher = bytearray(t.enc_part.cipher)
+    cipher[20] ^= 1
+    bad = _with_ticket(tgt, Ticket(t.realm, t.sname, EncryptedData(18, 1, bytes(cipher))))
+    err = error_of(await h.send(tgs_req(bad, now=NOW), NOW))
+    assert err.error_code == C.KRB_AP_ERR_BAD_INTEGRITY
+    assert h.keys.calls["decrypt"] == 2
+    # A new krbtgt key: the cached TGT under the old kvno is no longer served from the cache.
+    h.keys.randomize_key("krbtgt/EXAMPLE.COM")
+    err = error_of(await h.send(tgs_req(tgt, now=NOW, nonce=3), NOW))
+    assert err.error_code == C.KRB_AP_ERR_BADKEYVER
+    assert h.keys.calls["decrypt"] == 3
+    assert repr(h.kdc.tgt_cache) == "TgtCache(1/8192 entries)"  # counts, never tickets
+
+
 async def test_unknown_kvno_and_etype_of_tgt():
     h = make_harness()
     tgt = await get_tgt(h, now=NOW)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import os
 import struct
 
 import pytest
@@ -43,11 +44,13 @@ from kdc.messages import (
     der,
     pyasn1_codec,
 )
+from kdc.messages import codec as codec_choice
 from kdc.messages import constants as c
 from tests.vectors import capture, capture_names
 
-CODECS = [der, pyasn1_codec]
-CODEC_IDS = ["der", "pyasn1"]
+# der.py, the pyasn1 reference, and der.py compiled by mypyc when the install built it.
+CODECS = [der, pyasn1_codec, *([codec_choice.compiled] if codec_choice.compiled else [])]
+CODEC_IDS = ["der", "pyasn1", "der-compiled"][: len(CODECS)]
 
 KEYS = {  # captures README table (etype 18)
     "alice": "6f4656b4249379e3f71f4da93b5cc6c25dff516351d6e1d93b4bf712a705ff3b",
@@ -112,10 +115,32 @@ def test_capture_decodes_and_reencodes_exactly(name, codec):
 
 def test_public_api_is_the_fast_codec():
     data = capture("alice-as-req")
+    assert messages.decode is codec_choice.active.decode
     assert messages.decode_message(data) == der.decode_message(data)
     assert messages.decode(KdcReq, bytearray(data)) == messages.decode(KdcReq, memoryview(data))
     assert messages.encode(messages.decode(KdcReq, data)) == data
     assert issubclass(DecodeError, ValueError)
+    with pytest.raises(DecodeError):
+        messages.decode(KdcReq, data[:-1])
+
+
+@pytest.mark.skipif(os.environ.get("MPCKDC_NO_NATIVE") == "1" or
+                    os.environ.get("MPCKDC_PURE_DER") == "1", reason="pure codec asked for")
+def test_install_compiled_the_codec():
+    # setup.py compiles der.py with mypyc at install time (.ci/run installs with it).
+    assert codec_choice.compiled is not None
+    assert codec_choice.active is codec_choice.compiled
+    assert codec_choice.compiled.__file__.endswith(".so")
+
+
+def test_compiled_codec_of_another_der_py_is_not_used(monkeypatch):
+    native = pytest.importorskip("kdc.messages._der_native")
+    monkeypatch.setenv("MPCKDC_PURE_DER", "1")
+    assert codec_choice._compiled() is None
+    monkeypatch.delenv("MPCKDC_PURE_DER")
+    monkeypatch.setattr(native, "SOURCE_DIGEST", "0" * 64)
+    with pytest.warns(RuntimeWarning, match="not built from this der.py"):
+        assert codec_choice._compiled() is None
 
 
 def test_alice_as_req_fields():

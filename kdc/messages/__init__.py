@@ -1,7 +1,7 @@
 """RFC 4120 messages: the object model and its DER codec.
 
-``encode``/``decode``/``decode_message`` use the fast hand-written codec (``der.py``); the
-pyasn1 reference codec (``pyasn1_codec.py``, spec classes in ``asn1.py``) has the same
+``encode``/``decode``/``decode_message`` use the fast hand-written codec (``der.py``, compiled
+by mypyc when installed with it: ``codec.py``); the pyasn1 reference codec (``pyasn1_codec.py``, spec classes in ``asn1.py``) has the same
 functions and is what the tests hold the fast one to. Any malformed input raises
 :class:`DecodeError` (a ``ValueError``) and nothing else.
 """
@@ -9,9 +9,8 @@ functions and is what the tests hold the fast one to. Any malformed input raises
 from __future__ import annotations
 
 from . import constants
-from .der import DecodeError, EncodeError, decode, decode_message, encode
-from .der import decode_list as _decode_list
-from .der import encode_list as _encode_list
+from .codec import active as _der
+from .errors import DecodeError, EncodeError
 from .model import (
     ApRep,
     ApReq,
@@ -36,6 +35,12 @@ from .model import (
     Ticket,
     TransitedEncoding,
 )
+
+encode = _der.encode
+decode = _der.decode
+decode_message = _der.decode_message
+_encode_list = _der.encode_list
+_decode_list = _der.decode_list
 
 
 def encode_method_data(padata_list) -> bytes:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
+from .errors import DecodeError, EncodeError
 from .model import (
     ApRep,
     ApReq,
@@ -43,15 +45,6 @@ from .model import (
     Ticket,
     TransitedEncoding,
 )
-
-
-class DecodeError(ValueError):
-    """The bytes are not a valid DER encoding of the expected RFC 4120 type."""
-
-
-class EncodeError(ValueError):
-    """A model object holds a value that RFC 4120 cannot carry (e.g. an Int32 out of range)."""
-
 
 # RFC 4120 §5.2.4 and §5.2.3 ranges
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -110,7 +103,7 @@ def parse_kerberos_time(text: bytes) -> int:
     return _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 
 
-def format_kerberos_time(value: int) -> bytes:
+def format_kerberos_time(value) -> bytes:
     """``b"YYYYMMDDHHMMSSZ"`` of POSIX seconds (years 1..9999)."""
     if type(value) is not int or not TIME_MIN <= value <= TIME_MAX:
         raise EncodeError("KerberosTime out of range")
@@ -171,7 +164,7 @@ def _fields(d: bytes, s: int, e: int, n: int) -> list:
     Returns ``n`` entries: ``None`` for an absent field, else the field tuple of the value
     inside the explicit tag.
     """
-    out = [None] * n
+    out: list = [None] * n
     last = -1
     while s < e:
         k = d[s] - 0xA0
@@ -757,6 +750,9 @@ LIST_DECODERS: dict[str, Callable] = {
     "host_addresses": _dec_addresses,
 }
 
+# What the decoders take (the compiled codec checks argument types: codec.py)
+Buffer = bytes | bytearray | memoryview
+
 # First byte -> model class (RFC 4120 §5.10 application tags of the top-level messages)
 MESSAGE_CLASSES: dict[int, type] = {
     0x6A: KdcReq,
@@ -769,7 +765,7 @@ MESSAGE_CLASSES: dict[int, type] = {
 }
 
 
-def _run_decoder(fn: Callable, data) -> object:
+def _run_decoder(fn: Callable, data: Buffer) -> Any:
     try:
         d = bytes(data)
         t, s, e = _hdr(d, 0, len(d))
@@ -782,7 +778,7 @@ def _run_decoder(fn: Callable, data) -> object:
         raise DecodeError(f"malformed DER ({type(exc).__name__})") from None
 
 
-def decode(cls: type, data: bytes) -> object:
+def decode(cls: type, data: Buffer) -> Any:
     """Decode DER ``data`` as the model class ``cls`` (strict; DecodeError otherwise)."""
     fn = DECODERS.get(cls)
     if fn is None:
@@ -790,12 +786,12 @@ def decode(cls: type, data: bytes) -> object:
     return _run_decoder(fn, data)
 
 
-def decode_list(kind: str, data: bytes) -> tuple:
+def decode_list(kind: str, data: Buffer) -> tuple:
     """Decode a SEQUENCE OF type named in ``LIST_DECODERS`` ("method_data", "etype_info2", ...)."""
     return _run_decoder(LIST_DECODERS[kind], data)
 
 
-def decode_message(data: bytes) -> KdcReq | KdcRep | KrbError | ApReq | ApRep:
+def decode_message(data: Buffer) -> KdcReq | KdcRep | KrbError | ApReq | ApRep:
     """Decode a top-level message, choosing the type by its first (application tag) byte."""
     if not data:
         raise DecodeError("empty message")
@@ -806,6 +802,8 @@ def decode_message(data: bytes) -> KdcReq | KdcRep | KrbError | ApReq | ApRep:
 
 
 # --- encoding primitives ------------------------------------------------------------------------
+# Values to encode are left unannotated: compiled (codec.py), an ``int`` parameter or attribute
+# would turn True into 1 and a ``bytes`` one would refuse a bytearray, before the checks here.
 
 
 # Header octets via struct: several times cheaper than bytes((...)) of a tuple.
@@ -839,7 +837,7 @@ def _header(tag: int, n: int) -> bytes:
     raise EncodeError("value too long")
 
 
-def _e_int(v: int, lo: int, hi: int) -> bytes:
+def _e_int(v, lo: int, hi: int) -> bytes:
     if type(v) is not int:
         raise EncodeError("INTEGER field is not an int")
     if v < lo or v > hi:
@@ -853,7 +851,7 @@ def _e_int(v: int, lo: int, hi: int) -> bytes:
 _INT32_FIELD_CACHE: dict[tuple[int, int], bytes] = {}
 
 
-def _f_int32(k: int, v: int) -> bytes:
+def _f_int32(k: int, v) -> bytes:
     if type(v) is not int:  # True == 1: a bool must not find 1's cached encoding
         return _tlv(0xA0 | k, _e_int(v, INT32_MIN, INT32_MAX))
     key = (k, v)
@@ -865,17 +863,17 @@ def _f_int32(k: int, v: int) -> bytes:
     return out
 
 
-def _f_uint32(k: int, v: int) -> bytes:
+def _f_uint32(k: int, v) -> bytes:
     if type(v) is int and 0 <= v <= 256:  # kvnos and other small values: cached like Int32s
         return _f_int32(k, v)
     return _tlv(0xA0 | k, _e_int(v, 0, UINT32_MAX))
 
 
-def _f_usec(k: int, v: int) -> bytes:
+def _f_usec(k: int, v) -> bytes:
     return _tlv(0xA0 | k, _e_int(v, 0, USEC_MAX))
 
 
-def _e_octets(v: bytes) -> bytes:
+def _e_octets(v) -> bytes:
     if type(v) is bytes:
         return _tlv(0x04, v)
     if not isinstance(v, bytes | bytearray | memoryview):
@@ -887,7 +885,7 @@ def _e_octets(v: bytes) -> bytes:
 _OCTETS_FIELD_HEADERS: dict[tuple[int, int], bytes] = {}
 
 
-def _f_octets(k: int, v: bytes) -> bytes:
+def _f_octets(k: int, v) -> bytes:
     if type(v) is bytes:
         n = len(v)
         head = _OCTETS_FIELD_HEADERS.get((k, n))
@@ -899,7 +897,7 @@ def _f_octets(k: int, v: bytes) -> bytes:
     return _tlv(0xA0 | k, _e_octets(v))
 
 
-def _e_string(v: str) -> bytes:
+def _e_string(v) -> bytes:
     if not isinstance(v, str):
         raise EncodeError("KerberosString field is not str")
     try:
@@ -924,7 +922,7 @@ def _remember(cache: dict, key, value: bytes) -> bytes:
     return value
 
 
-def _f_string(k: int, v: str) -> bytes:
+def _f_string(k: int, v) -> bytes:
     if type(v) is str:
         out = _STRING_FIELDS.get((k, v))
         if out is None:
@@ -936,7 +934,7 @@ def _f_string(k: int, v: str) -> bytes:
 _TIME_HDR = b"\x18\x0f"
 
 
-def _f_time(k: int, v: int) -> bytes:
+def _f_time(k: int, v) -> bytes:
     if type(v) is int:
         out = _TIME_FIELDS.get((k, v))
         if out is None:
@@ -946,7 +944,7 @@ def _f_time(k: int, v: int) -> bytes:
     return _pack_2(0xA0 | k, 17) + _TIME_HDR + format_kerberos_time(v)
 
 
-def _f_flags(k: int, v: int) -> bytes:
+def _f_flags(k: int, v) -> bytes:
     if type(v) is not int or not 0 <= v <= UINT32_MAX:
         raise EncodeError("KerberosFlags out of range")
     # RFC 4120 §5.2.8 / MIT: always 32 bits, even where DER would drop trailing zero bits
@@ -1027,7 +1025,7 @@ def _f_encryption_key(k: int, x: EncryptionKey) -> bytes:
 # --- encoders per type --------------------------------------------------------------------------
 
 
-def _enc_principal(p: PrincipalName) -> bytes:
+def _enc_principal(p) -> bytes:
     name_type, components = p.name_type, p.components
     if type(name_type) is int and type(components) is tuple:
         key = (name_type, components)
@@ -1041,12 +1039,12 @@ def _enc_principal(p: PrincipalName) -> bytes:
     return _enc_principal_uncached(p)
 
 
-def _enc_principal_uncached(p: PrincipalName) -> bytes:
+def _enc_principal_uncached(p) -> bytes:
     names = b"".join([_e_string(c) for c in p.components])
     return _seq_body([_f_int32(0, p.name_type), _f(1, _tlv(0x30, names))])
 
 
-def _enc_encrypted_data(x: EncryptedData) -> bytes:
+def _enc_encrypted_data(x) -> bytes:
     parts = [_f_int32(0, x.etype)]
     if x.kvno is not None:
         parts.append(_f_uint32(1, x.kvno))
@@ -1054,42 +1052,42 @@ def _enc_encrypted_data(x: EncryptedData) -> bytes:
     return _seq_body(parts)
 
 
-def _enc_encryption_key(x: EncryptionKey) -> bytes:
+def _enc_encryption_key(x) -> bytes:
     return _seq_body([_f_int32(0, x.keytype), _f_octets(1, x.keyvalue)])
 
 
-def _enc_checksum(x: Checksum) -> bytes:
+def _enc_checksum(x) -> bytes:
     return _seq_body([_f_int32(0, x.cksumtype), _f_octets(1, x.checksum)])
 
 
-def _enc_padata(x: PAData) -> bytes:
+def _enc_padata(x) -> bytes:
     return _seq_body([_f_int32(1, x.padata_type), _f_octets(2, x.padata_value)])
 
 
-def _enc_host_address(x: HostAddress) -> bytes:
+def _enc_host_address(x) -> bytes:
     return _seq_body([_f_int32(0, x.addr_type), _f_octets(1, x.address)])
 
 
-def _enc_ad_entry(x: AuthorizationDataEntry) -> bytes:
+def _enc_ad_entry(x) -> bytes:
     return _seq_body([_f_int32(0, x.ad_type), _f_octets(1, x.ad_data)])
 
 
-def _enc_transited(x: TransitedEncoding) -> bytes:
+def _enc_transited(x) -> bytes:
     return _seq_body([_f_int32(0, x.tr_type), _f_octets(1, x.contents)])
 
 
-def _enc_last_req_entry(x: LastReqEntry) -> bytes:
+def _enc_last_req_entry(x) -> bytes:
     return _seq_body([_f_int32(0, x.lr_type), _f_time(1, x.lr_value)])
 
 
-def _enc_pa_enc_ts(x: PaEncTsEnc) -> bytes:
+def _enc_pa_enc_ts(x) -> bytes:
     parts = [_f_time(0, x.patimestamp)]
     if x.pausec is not None:
         parts.append(_f_usec(1, x.pausec))
     return _seq_body(parts)
 
 
-def _enc_etype_info2_entry(x: EtypeInfo2Entry) -> bytes:
+def _enc_etype_info2_entry(x) -> bytes:
     parts = [_f_int32(0, x.etype)]
     if x.salt is not None:
         parts.append(_f_string(1, x.salt))
@@ -1121,7 +1119,7 @@ def _enc_etype_info2(entries) -> bytes:
 _PVNO5 = b"\xa0\x03\x02\x01\x05"
 
 
-def _enc_ticket(x: Ticket) -> bytes:
+def _enc_ticket(x) -> bytes:
     return _tlv(
         0x61,
         _seq_body(
@@ -1135,7 +1133,7 @@ def _enc_ticket(x: Ticket) -> bytes:
     )
 
 
-def _enc_enc_ticket_part(x: EncTicketPart) -> bytes:
+def _enc_enc_ticket_part(x) -> bytes:
     parts = [
         _f_flags(0, x.flags),
         _f_encryption_key(1, x.key),
@@ -1156,7 +1154,7 @@ def _enc_enc_ticket_part(x: EncTicketPart) -> bytes:
     return _tlv(0x63, _seq_body(parts))
 
 
-def _enc_kdc_req_body(x: KdcReqBody) -> bytes:
+def _enc_kdc_req_body(x) -> bytes:
     parts = [_f_flags(0, x.kdc_options)]
     if x.cname is not None:
         parts.append(_f_principal(1, x.cname))
@@ -1186,7 +1184,7 @@ def _check_msg_type(msg_type: int, allowed: tuple[int, ...]) -> None:
         raise EncodeError(f"msg_type must be one of {allowed}")
 
 
-def _enc_kdc_req(x: KdcReq) -> bytes:
+def _enc_kdc_req(x) -> bytes:
     _check_msg_type(x.msg_type, (10, 12))
     parts = [b"\xa1\x03\x02\x01\x05", _f_int32(2, x.msg_type)]
     if x.padata:  # absent when empty, as MIT does
@@ -1195,7 +1193,7 @@ def _enc_kdc_req(x: KdcReq) -> bytes:
     return _tlv(0x60 | x.msg_type, _seq_body(parts))
 
 
-def _enc_kdc_rep(x: KdcRep) -> bytes:
+def _enc_kdc_rep(x) -> bytes:
     _check_msg_type(x.msg_type, (11, 13))
     parts = [_PVNO5, _f_int32(1, x.msg_type)]
     if x.padata is not None:
@@ -1207,7 +1205,7 @@ def _enc_kdc_rep(x: KdcRep) -> bytes:
     return _tlv(0x60 | x.msg_type, _seq_body(parts))
 
 
-def _enc_enc_kdc_rep_part(x: EncKdcRepPart) -> bytes:
+def _enc_enc_kdc_rep_part(x) -> bytes:
     if x.tag not in (25, 26):
         raise EncodeError("EncKdcRepPart.tag must be 25 or 26")
     parts = [
@@ -1233,7 +1231,7 @@ def _enc_enc_kdc_rep_part(x: EncKdcRepPart) -> bytes:
     return _tlv(0x60 | x.tag, _seq_body(parts))
 
 
-def _enc_ap_req(x: ApReq) -> bytes:
+def _enc_ap_req(x) -> bytes:
     return _tlv(
         0x6E,
         _seq_body(
@@ -1248,7 +1246,7 @@ def _enc_ap_req(x: ApReq) -> bytes:
     )
 
 
-def _enc_authenticator(x: Authenticator) -> bytes:
+def _enc_authenticator(x) -> bytes:
     parts = [_PVNO5, _f_string(1, x.crealm), _f_principal(2, x.cname)]
     if x.cksum is not None:
         parts.append(_f(3, _enc_checksum(x.cksum)))
@@ -1263,13 +1261,13 @@ def _enc_authenticator(x: Authenticator) -> bytes:
     return _tlv(0x62, _seq_body(parts))
 
 
-def _enc_ap_rep(x: ApRep) -> bytes:
+def _enc_ap_rep(x) -> bytes:
     return _tlv(
         0x6F, _seq_body([_PVNO5, b"\xa1\x03\x02\x01\x0f", _f(2, _enc_encrypted_data(x.enc_part))])
     )
 
 
-def _enc_enc_ap_rep_part(x: EncApRepPart) -> bytes:
+def _enc_enc_ap_rep_part(x) -> bytes:
     parts = [_f_time(0, x.ctime), _f_usec(1, x.cusec)]
     if x.subkey is not None:
         parts.append(_f_encryption_key(2, x.subkey))
@@ -1278,7 +1276,7 @@ def _enc_enc_ap_rep_part(x: EncApRepPart) -> bytes:
     return _tlv(0x7B, _seq_body(parts))
 
 
-def _enc_krb_error(x: KrbError) -> bytes:
+def _enc_krb_error(x) -> bytes:
     parts = [_PVNO5, b"\xa1\x03\x02\x01\x1e"]
     if x.ctime is not None:
         parts.append(_f_time(2, x.ctime))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import field
+from typing import Any, dataclass_transform
 
 
 def _fast_init(cls: type) -> type:
@@ -31,7 +32,7 @@ def _fast_init(cls: type) -> type:
     """
     params = []
     body = []
-    namespace: dict[str, object] = {}
+    namespace: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
         if f.default is not dataclasses.MISSING:
@@ -49,15 +50,16 @@ def _fast_init(cls: type) -> type:
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    cls.__init__ = init
+    setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses a direct __init__ store
     return cls
 
 
+@dataclass_transform()  # type checkers (and mypyc, codec.py) see the model as dataclasses
 def dataclass(cls: type | None = None, /, **options):
     """``dataclasses.dataclass`` with the model's fast ``__init__`` for frozen slotted classes."""
 
     def wrap(c: type) -> type:
-        made = dataclasses.dataclass(**options)(c)
+        made: type = dataclasses.dataclass(**options)(c)
         if options.get("frozen") and options.get("slots"):
             made = _fast_init(made)
         return made
