@@ -318,6 +318,9 @@ class TcpConnections:
             conn.abort()
 
 
+_WORKING = object()  # TcpKdcProtocol._worker while _work runs inside the callback that started it
+
+
 class TcpKdcProtocol(asyncio.Protocol):
     """One TCP connection: length-prefixed requests in, replies out in the same order."""
 
@@ -328,7 +331,7 @@ class TcpKdcProtocol(asyncio.Protocol):
         self.peer: tuple[str, int] = ("?", 0)
         self._buffer = bytearray()
         self._queue: deque[bytes | _TooLong] = deque()
-        self._worker: asyncio.Task | None = None
+        self._worker: object = None  # _WORKING or the Task of _work while it answers
         self._reading_paused = False
         self._stop_parsing = False
         self._eof = False
@@ -440,7 +443,12 @@ class TcpKdcProtocol(asyncio.Protocol):
     def _enqueue(self, item: bytes | _TooLong) -> None:
         self._queue.append(item)
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+            # Started here, as UDP datagrams are: a request the core answers without waiting
+            # is answered within this callback (no Task, no extra loop iteration).
+            self._worker = _WORKING
+            done, task = start_eagerly(self._work())
+            if not done:
+                self._worker = task
 
     # -- answering -------------------------------------------------------------------------
 
