@@ -1,9 +1,10 @@
 """RFC 4120 messages: the object model and its DER codec.
 
 ``encode``/``decode``/``decode_message`` use the fast hand-written codec (``der.py``, compiled
-by mypyc when installed with it: ``codec.py``); the pyasn1 reference codec (``pyasn1_codec.py``, spec classes in ``asn1.py``) has the same
-functions and is what the tests hold the fast one to. Any malformed input raises
-:class:`DecodeError` (a ``ValueError``) and nothing else.
+by mypyc when installed with it: ``codec.py``); the pyasn1 reference codec
+(``pyasn1_codec.py``, spec classes in ``asn1.py``) has the same functions and is what the
+tests hold the fast one to. Any malformed input raises :class:`DecodeError` (a
+``ValueError``) and nothing else.
 """
 
 from __future__ import annotations
