@@ -136,16 +136,14 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     # under MPC each is a long chain of rounds, and the reply is sent only after the
     # verification succeeded, so running them side by side takes a login from the sum of
     # the two latencies to the larger one. A failed verification discards the encryptions.
+    # A client whose pre-authentication keeps failing is verified first (kdc/preauth/
+    # failures.py: requests anyone can send must not cost three MPC evaluations each).
     # Errors keep MIT's order: a pre-authentication failure wins over a ticket error.
-    rec.step = "ISSUE_TICKET"
-    issue_error: Exception | None = None
-    try:
-        flags, times, ticket_job, rep_job = _issue(kdc, body, client, server, client_key,
-                                                   server_key, ses_etype, flags, itime)
-        rec.step = "ENCRYPT_TICKET"
-        encryptions = start_eagerly(gather_eagerly(ticket_job, rep_job))
-    except Exception as exc:  # noqa: BLE001 - raised below, after the pre-authentication
-        issue_error, issue_step = exc, rec.step
+    failures = kdc.preauth_failures
+    ahead = not (candidates and failures.suspicious(client.name, now))
+    issue = (kdc, rec, body, client, server, client_key, server_key, ses_etype, itime)
+    if ahead:
+        flags, encryptions, issue_error, issue_step = _start_issue(*issue, flags)
     if candidates:
         rec.step = "CHECK_PADATA"
         mech, pa = candidates[0]
@@ -153,15 +151,19 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
         try:
             await mech.verify(kdc.keys, client, pa.padata_value, now, policy.clockskew)
         except BaseException as err:
-            if issue_error is None:
+            if ahead and issue_error is None:
                 _discard(encryptions)
             if isinstance(err, KdcError):
                 if err.code == C.KDC_ERR_PREAUTH_FAILED:
+                    failures.failed(client.name, now)
                     err.e_data = method_data(preauth.hint_list(client, client_key))
                 kdc.log.logger.info(
                     "preauth (%s) verify failure: %s", mech.name, C.error_text(err.code)
                 )
             raise
+        failures.succeeded(client.name)
+    if not ahead:
+        flags, encryptions, issue_error, issue_step = _start_issue(*issue, flags)
     if issue_error is not None:
         rec.step = issue_step
         raise issue_error
@@ -188,6 +190,22 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     rec.ses_etype = ses_etype
     rec.flags = flags
     return encode(reply)
+
+
+def _start_issue(kdc: Kdc, rec: RequestRecord, body, client: PrincipalEntry,
+                 server: PrincipalEntry, client_key: KeyInfo, server_key: KeyInfo,
+                 ses_etype: int, itime: int, flags: int) -> tuple:
+    """Build the ticket and start its two encryptions: (flags, started encryptions, None,
+    None), or (flags, None, the error, its step) for the caller to raise after the
+    pre-authentication."""
+    rec.step = "ISSUE_TICKET"
+    try:
+        flags, _, ticket_job, rep_job = _issue(kdc, body, client, server, client_key,
+                                               server_key, ses_etype, flags, itime)
+        rec.step = "ENCRYPT_TICKET"
+        return flags, start_eagerly(gather_eagerly(ticket_job, rep_job)), None, None
+    except Exception as exc:  # noqa: BLE001 - raised by the caller, after the pre-auth
+        return flags, None, exc, rec.step
 
 
 def _issue(kdc: Kdc, body, client: PrincipalEntry, server: PrincipalEntry,

@@ -43,6 +43,7 @@ from kdc.lookaside import Lookaside
 from kdc.messages import DecodeError, decode
 from kdc.messages import constants as C
 from kdc.messages.model import EncryptionKey, KdcReq
+from kdc.preauth.failures import PreauthFailures
 from kdc.realm import RealmPolicy
 from kdc.tgs_req import process_tgs_req
 from kdc.tgt_cache import TgtCache
@@ -67,6 +68,7 @@ class Kdc:
         audit: AuditSink | None = None,
         lookaside: Lookaside | None = None,
         tgt_cache: TgtCache | None = None,
+        preauth_failures: PreauthFailures | None = None,
     ) -> None:
         self.policy = policy
         self.keys = keys
@@ -78,6 +80,8 @@ class Kdc:
             max_bytes=policy.lookaside_bytes,
         )
         self.tgt_cache = tgt_cache if tgt_cache is not None else TgtCache()
+        self.preauth_failures = (preauth_failures if preauth_failures is not None
+                                 else PreauthFailures())
         self._tgs_name = (policy, policy.tgs_name)
         # Session-key and ticket etypes: the realm's list, restricted to what we implement.
         self.session_etypes: frozenset[int] = frozenset(

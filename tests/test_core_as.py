@@ -146,6 +146,40 @@ async def test_wrong_password_is_preauth_failed_with_hints(caplog):
     )
 
 
+async def test_repeated_preauth_failures_stop_the_encryptions_ahead():
+    h = make_harness()
+    wrong = crypto.string_to_key(18, "not-bobs-password", "EXAMPLE.COMbob")
+
+    async def attempt(key, now):
+        h.keys.reset()
+        return await h.send(as_req("bob", now=now, padata=(enc_timestamp(key, now),)), now)
+
+    for i in range(3):  # encrypted ahead, then discarded
+        err = error_of(await attempt(wrong, NOW + i))
+        assert err.error_code == C.KDC_ERR_PREAUTH_FAILED
+        assert (h.keys.calls["decrypt"], h.keys.calls["encrypt"]) == (1, 2)
+    # From the third failure on, the timestamp is verified first: nothing is encrypted for a
+    # request that fails, and the client sees the same error.
+    err = error_of(await attempt(wrong, NOW + 3))
+    assert (err.error_code, err.e_text) == (C.KDC_ERR_PREAUTH_FAILED, "PREAUTH_FAILED")
+    assert list(method_data_of(err)) == [C.PA_ETYPE_INFO2, C.PA_ENC_TIMESTAMP]
+    assert (h.keys.calls["decrypt"], h.keys.calls["encrypt"]) == (1, 0)
+    # The right password still logs in (verified, then encrypted), and forgets the failures.
+    creds = as_rep_creds(await attempt(capture_key("bob"), NOW + 4), capture_key("bob"))
+    assert creds.part.flags & C.PRE_AUTHENT
+    assert [op for op, _, _ in h.keys.log if op != "lookup"] == ["decrypt", "encrypt", "encrypt"]
+    assert not h.kdc.preauth_failures.suspicious("bob@EXAMPLE.COM", NOW + 5)
+    err = error_of(await attempt(wrong, NOW + 5))
+    assert (h.keys.calls["decrypt"], h.keys.calls["encrypt"]) == (1, 2)
+    # Failures older than the window do not count.
+    for i in range(3):
+        await attempt(wrong, NOW + 6 + i)
+    assert h.kdc.preauth_failures.suspicious("bob@EXAMPLE.COM", NOW + 8)
+    assert not h.kdc.preauth_failures.suspicious("bob@EXAMPLE.COM", NOW + 100)
+    error_of(await attempt(wrong, NOW + 100))
+    assert h.keys.calls["encrypt"] == 2
+
+
 @pytest.mark.parametrize(
     "padata_value",
     [b"", b"\x30\x00", b"garbage", bytes.fromhex("3011a003020112a20a04080001020304050607")],
