@@ -146,6 +146,23 @@ async def test_wrong_password_is_preauth_failed_with_hints(caplog):
     )
 
 
+async def test_timestamp_with_a_million_microseconds_logs_in():
+    """MIT 1.20 clients sometimes send pausec 1000000 (seen under kdcload, about one login in
+    500k); MIT's KDC accepts it, so must we (it was answered PREAUTH_FAILED)."""
+    from kdc.messages import der, encode
+    from kdc.messages.model import EncryptedData, PAData
+
+    h = make_harness()
+    key = capture_key("bob")
+    ts = der._tlv(0x30, b"\xa0\x11\x18\x0f" + der.format_kerberos_time(int(NOW))
+                  + b"\xa1\x05\x02\x03\x0f\x42\x40")
+    enc = EncryptedData(key.etype, None, crypto.encrypt(key, C.KU_PA_ENC_TIMESTAMP, ts))
+    pa = PAData(C.PA_ENC_TIMESTAMP, encode(enc))
+    creds = as_rep_creds(await h.send(as_req("bob", now=NOW, padata=(pa,)), NOW), key)
+    assert creds.part.flags & C.PRE_AUTHENT
+    assert not h.kdc.preauth_failures.suspicious("bob@EXAMPLE.COM", NOW)
+
+
 async def test_repeated_preauth_failures_stop_the_encryptions_ahead():
     h = make_harness()
     wrong = crypto.string_to_key(18, "not-bobs-password", "EXAMPLE.COMbob")

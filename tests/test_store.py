@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kdc.keyservice.base import KeyInfo, PrincipalEntry
@@ -121,6 +121,13 @@ def test_handle_length_limit():
 @given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40),
        st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
 def test_handles_round_trip_and_prefixes_never_overlap(a, b, kvno, usage):
+    try:
+        H.check_principal(a)
+    except H.BadHandle:
+        # 40 characters of 3- and 4-byte UTF-8 escape to more than MAX_HANDLE_LEN: such a
+        # name is refused whole (the admin tool asks first), never given a cut handle.
+        assert len(H.principal_prefix(a).encode()) > H.MAX_HANDLE_LEN // 2
+        assume(False)
     for h in (H.base_key(a, kvno, 18), *H.usage_material(a, kvno, 17, usage)):
         key = H.parse(h)
         assert key.principal == a and key.kvno == kvno and str(key) == h

@@ -10,6 +10,8 @@ Two RFC 4120 rules shape it beyond plain DER:
 - KerberosFlags (§5.2.8) are encoded with 32 bits as MIT does (DER would strip trailing zero
   bits); on decode any length is accepted, bits beyond 31 are ignored, shorter strings are padded.
 - KerberosTime (§5.2.3) is exactly "YYYYMMDDHHMMSSZ"; anything else is refused.
+- Microseconds (§5.2.4, 0..999999) decode as any Int32, as MIT's decoder takes them: MIT 1.20
+  clients sometimes send 1000000. Encoding keeps the RFC range.
 
 ``pyasn1_codec`` is the reference implementation; tests check both give equal objects and bytes.
 """
@@ -274,7 +276,10 @@ def _uint32(d: bytes, f) -> int:
 
 
 def _usec(d: bytes, f) -> int:
-    return _int(d, f, 0, USEC_MAX)
+    # Microseconds (RFC 4120 §5.2.4: 0..999999) are decoded as MIT does, as any Int32: MIT
+    # 1.20 clients sometimes send 1000000 (seen in a PA-ENC-TIMESTAMP's pausec, about one
+    # login in 500k under kdcload), and MIT's KDC accepts it. We only ever encode 0..999999.
+    return _int(d, f, INT32_MIN, INT32_MAX)
 
 
 def _const(d: bytes, f, value: int) -> None:

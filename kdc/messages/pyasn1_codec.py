@@ -458,7 +458,7 @@ def _g_u32(v) -> int:
 
 
 def _g_usec(v) -> int:
-    return _g_int(v, 0, USEC_MAX)
+    return _g_int(v, INT32_MIN, INT32_MAX)  # as MIT, like der._usec: any Int32 decodes
 
 
 def _g_time(v) -> int:
