@@ -23,8 +23,8 @@ blocking variant (its own event loop in a background thread), with the same meth
 * ``lookup(names)``: committed public principal records, from all three nodes.
 
 The role (``admin`` by default, ``frontend`` for the KDC) picks the client certificate from
-``client.toml``; the nodes allow the frontend role only krb-enc/krb-dec/krb-pair reveal jobs, LOOKUP
-and PING.
+``client.toml``; the nodes allow the frontend role only krb-enc/krb-dec/krb-pair reveal
+jobs, LOOKUP and PING.
 """
 
 from __future__ import annotations

@@ -41,11 +41,12 @@ Frames (kind: meta fields; blobs):
   = ``{name: committed public record with "version", or null}``.
 * ``BUILD``: ``circuits`` (registry names, at most 64): build (or load from the node's disk
   cache) each circuit now, so that a first job does not wait for it; reply ``STORED`` with
-  ``count`` once all are in memory. The frontend role may name krb-enc/krb-dec/krb-pair circuits only.
+  ``count`` once all are in memory. The frontend role may name krb-enc/krb-dec/krb-pair
+  circuits only.
 
-Roles: a ``client-frontend`` certificate may send only JOB (reveal mode, krb-enc/krb-dec/krb-pair,
-stored key material + public inputs), LOOKUP, BUILD (those circuits), PING and ABORT; anything else is answered
-``ERROR`` ``FORBIDDEN``. A share-store failure is ``ERROR`` ``STORE_FAILED``.
+Roles: a ``client-frontend`` certificate may send only JOB (reveal mode,
+krb-enc/krb-dec/krb-pair, stored key material + public inputs), LOOKUP, BUILD (those
+circuits), PING and ABORT; anything else is answered ``ERROR`` ``FORBIDDEN``. A share-store failure is ``ERROR`` ``STORE_FAILED``.
 """
 
 from __future__ import annotations

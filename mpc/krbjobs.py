@@ -156,7 +156,8 @@ async def pair_many(client: AsyncMpcClient,
     inputs = [*dec_inputs[:3], *enc_inputs[:3], *dec_inputs[3:], *enc_inputs[3:]]
     arrays = await client.run(name, inputs, words=(n + 63) // 64, mode="reveal",
                               timeout=timeout)
-    for i, r in zip(dec_idxs, _decrypt_results(arrays[:2], decs), strict=False):
+    for i, r in zip(dec_idxs, _decrypt_results(arrays[:2], decs)[: len(dec_idxs)],
+                    strict=True):
         dec_out[i] = r
     enc_out = _encrypt_results(arrays[2:], encs)[: len(prepared_enc)]
     return dec_out, enc_out

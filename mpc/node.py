@@ -13,9 +13,9 @@ Threads (see :mod:`mpc.links` for why blocking sockets and one owner per TLS obj
 
 Roles (by client certificate): ``client-admin`` may send every frame; ``client-frontend``
 may only run reveal-mode JOBs of krb-enc/krb-dec/krb-pair circuits whose leading inputs
-(0..2, 0..5 for a pair) are stored per-usage key material (Ke round keys, Ki inner, Ki outer) and whose other inputs are
-public, LOOKUP records, BUILD those circuits, PING and ABORT: it never receives
-a share and never writes one.
+(0..2, 0..5 for a pair) are stored per-usage key material (Ke round keys, Ki inner, Ki
+outer) and whose other inputs are public, LOOKUP records, BUILD those circuits, PING and
+ABORT: it never receives a share and never writes one.
 
 Shares and principal records live in a :class:`ShareStore` (``store`` in the config:
 ``sqlite:<path>`` for :class:`mpc.store.SqliteShareStore`, or ``memory``). Share bytes never

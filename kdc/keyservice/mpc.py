@@ -442,7 +442,12 @@ class MpcKeyService:
         except (TimeoutError, MpcError, OSError, ValueError) as exc:
             self.stats["unavailable"] += 1
             raise KeyServiceUnavailable(f"MPC nodes unavailable ({type(exc).__name__})") from None
-        dec_out, enc_out = out if op == "pair" else (out, ()) if op == "dec" else ((), out)
+        if op == "pair":
+            dec_out, enc_out = out
+        elif op == "dec":
+            dec_out, enc_out = out, ()
+        else:
+            dec_out, enc_out = (), out
         results = {"enc": iter(enc_out),
                    "dec": iter([(False, b"") if r is None else (True, r) for r in dec_out])}
         return [next(results[p.op]) for p in batch]
