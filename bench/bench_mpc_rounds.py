@@ -167,8 +167,7 @@ def run(link: str, batches: int, circuit_name: str, words: int, repeat: int) -> 
                 time.sleep(0.0001)
                 continue
             p = pending.popleft()
-            h = readers[p].header(framing.MAX_PEER_FRAME)
-            scheds[p].deliver(readers[p].bundle(h))
+            scheds[p].deliver(readers[p].next_bundle())
 
     drive(launch())  # warm-up
     for _ in range(repeat):

@@ -63,6 +63,7 @@ class NodeConfig:
     admin_port: int = 0
     metrics_port: int = 0
     circuit_cache: Path | None = None  # directory of built circuits (None: memory only)
+    spin_us: int = 500  # how long a link reader polls for the next frame (mpc.links)
 
     def __repr__(self) -> str:
         return f"NodeConfig(party={self.party}, {self.host}:{self.port}, <prf keys redacted>)"
@@ -206,6 +207,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
         client_roles=tuple(n.get("client_roles", CLIENT_ROLES)),
         admin_port=int(n.get("admin_port", 0)), metrics_port=int(n.get("metrics_port", 0)),
         circuit_cache=base / n["circuit_cache"] if n.get("circuit_cache") else None,
+        spin_us=int(n.get("spin_us", 500)),
     )
 
 

@@ -204,13 +204,31 @@ class BufferedReader:
         self.start += HEADER.size  # consumed even if it is refused
         return unpack_header(self.buf, max_length, start)
 
+    def next_bundle(self) -> list[tuple[int, int, np.ndarray]]:
+        """The next frame, which must be a BUNDLE: :meth:`header` and :meth:`bundle` in one
+        call (a peer link reads nothing else; this is every round's path)."""
+        if self.end - self.start < HEADER.size:
+            self._fill(HEADER.size)
+        start = self.start
+        self.start += HEADER.size
+        magic, kind, flags, _, _, length = HEADER.unpack_from(self.buf, start)
+        if magic != MAGIC or flags != 0:
+            raise FrameError("bad frame magic")
+        if kind != KIND_BUNDLE:
+            raise FrameError("unexpected frame kind on a peer link")
+        if length > MAX_PEER_FRAME:
+            raise FrameError(f"frame of {length} bytes exceeds limit {MAX_PEER_FRAME}")
+        return self._bundle_body(length)
+
     def bundle(self, header: Header) -> list[tuple[int, int, np.ndarray]]:
         """The body of a BUNDLE frame: ``[(batch_id, round, z_flat_uint64), ...]``.
 
         The body is read into one fresh array and every z is a view into it: one copy out
         of the receive buffer per frame, not one allocation per section.
         """
-        length = header.length
+        return self._bundle_body(header.length)
+
+    def _bundle_body(self, length: int) -> list[tuple[int, int, np.ndarray]]:
         if length % 8 or length < COUNT.size:
             raise FrameError("bundle length not a multiple of 8")
         body = np.empty(length >> 3, dtype=np.uint64)

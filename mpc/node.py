@@ -148,7 +148,7 @@ class Node:
                                         config.max_in_flight)
         self.links = PeerLinks(self.party, config.nodes, self._client_ctx,
                                self.scheduler.deliver, self.scheduler.link_down,
-                               timers=self.scheduler)
+                               timers=self.scheduler, spin=config.spin_us * 1e-6)
         self._stop = threading.Event()
         self._peer_sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

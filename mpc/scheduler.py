@@ -157,27 +157,28 @@ class RoundScheduler:
             self._abort_all("SHUTDOWN", "node shutting down")
 
     def submit(self, batch: Batch) -> None:
-        self._event(("job", batch))
+        self._event(self._admit, batch)
 
     def deliver(self, sections: list) -> None:
         """Called by the link reader thread with a decoded BUNDLE."""
-        self._event(("bundle", sections))
+        self._event(self._on_bundle, sections)
 
     def abort(self, batch_id: int, code: str = "ABORTED", message: str = "aborted") -> None:
-        self._event(("abort", batch_id, code, message))
+        self._event(self._on_abort, batch_id, code, message)
 
     def link_down(self, name: str) -> None:
-        self._event(("down", name))
+        self._event(self._on_link_down, name)
 
     @property
     def in_flight(self) -> int:
         return len(self._batches)
 
-    def _event(self, ev: tuple) -> None:
+    def _event(self, handler: Callable, *args) -> None:
+        """Run ``handler(*args)`` and send what it made ready, under the engine lock."""
         t0 = time.perf_counter()
         with self._lock:
             try:
-                self._handle(ev)
+                handler(*args)
                 self._pump()
             except Exception:  # never let a bug wedge the node; fail every batch instead
                 log.exception("engine error; aborting batches in flight")
@@ -250,35 +251,33 @@ class RoundScheduler:
                 self._wake.clear()
             self._wake.wait(max(wait, 0.0))
 
-    def _handle(self, ev: tuple) -> None:
-        kind = ev[0]
-        if kind == "bundle":
-            batches = self._batches
-            now = time.monotonic()
-            for batch_id, rnd, z in ev[1]:
-                b = batches.get(batch_id)
-                if b is not None and b.waiting_for == rnd:
-                    self._advance(b, z, now)
-                    # Big layers go out at once, so the peer computes on them while we
-                    # compute the next section; small ones share one frame (fewer rounds).
-                    if self._ready_bytes >= FLUSH_BYTES:
-                        self._pump()
-                elif batch_id not in self._dead:  # early: the batch or its round comes later
-                    self._inbox[(batch_id, rnd)] = (now, z)
-            # Batches whose layer came early (in an earlier frame) advance now, one round
-            # per received frame, so they ride the same frame as everything else.
-            self._advance_from_inbox()
-        elif kind == "job":
-            self._admit(ev[1])
-        elif kind == "abort":
-            b = self._batches.get(ev[1])
-            if b is not None:
-                self._fail(b, JobFailed(ev[2], ev[3]))
-            else:
-                self._dead[ev[1]] = time.monotonic()
-        elif kind == "down":
-            self._abort_all("PEER_DOWN", f"MPC peer {ev[1]} unavailable")
-            self._inbox.clear()
+    def _on_bundle(self, sections: list) -> None:
+        batches = self._batches
+        now = time.monotonic()
+        for batch_id, rnd, z in sections:
+            b = batches.get(batch_id)
+            if b is not None and b.waiting_for == rnd:
+                self._advance(b, z, now)
+                # Big layers go out at once, so the peer computes on them while we
+                # compute the next section; small ones share one frame (fewer rounds).
+                if self._ready_bytes >= FLUSH_BYTES:
+                    self._pump()
+            elif batch_id not in self._dead:  # early: the batch or its round comes later
+                self._inbox[(batch_id, rnd)] = (now, z)
+        # Batches whose layer came early (in an earlier frame) advance now, one round
+        # per received frame, so they ride the same frame as everything else.
+        self._advance_from_inbox()
+
+    def _on_abort(self, batch_id: int, code: str, message: str) -> None:
+        b = self._batches.get(batch_id)
+        if b is not None:
+            self._fail(b, JobFailed(code, message))
+        else:
+            self._dead[batch_id] = time.monotonic()
+
+    def _on_link_down(self, name: str) -> None:
+        self._abort_all("PEER_DOWN", f"MPC peer {name} unavailable")
+        self._inbox.clear()
 
     def _admit(self, b: Batch) -> None:
         if b.batch_id in self._batches or b.batch_id in self._dead:

@@ -168,6 +168,10 @@ def peer_identity(sock: ssl.SSLSocket | ssl.SSLObject) -> str | None:
     return None
 
 
+def _blocking_read(raw: socket.socket, view: memoryview) -> int:
+    return raw.recv_into(view)
+
+
 class TlsChannel:
     """TLS 1.3 over a blocking TCP socket through memory BIOs.
 
@@ -192,10 +196,10 @@ class TlsChannel:
                                 server_hostname=server_hostname)
         self._rbuf = bytearray(self.READ_CHUNK)
         self._rview = memoryview(self._rbuf)
-        # Called with the raw socket before each blocking read (the link reader runs the
-        # engine's short timers there instead of waking another thread); returns once the
-        # socket is readable or nothing is left to wait for.
-        self.before_read: Callable[[socket.socket], None] | None = None
+        # Reads ciphertext from the raw socket into a buffer (``recv_into`` semantics). The
+        # link reader puts its own here: it runs the engine's short timers while it waits
+        # instead of waking another thread, and polls while a frame is due (mpc.links).
+        self.read_raw: Callable[[socket.socket, memoryview], int] = _blocking_read
         self._handshake()
 
     def __repr__(self) -> str:
@@ -243,18 +247,22 @@ class TlsChannel:
     def recv_into(self, view, nbytes: int = 0) -> int:
         """Blocking read of up to ``nbytes`` plaintext bytes; 0 at EOF."""
         n = nbytes or len(view)
+        obj, bio = self.obj, self._in
         while True:
-            try:
-                return self.obj.read(n, view)
-            except ssl.SSLWantReadError:
-                if self.before_read is not None:
-                    self.before_read(self.raw)
-                k = self.raw.recv_into(self._rview)
-                if k == 0:
+            # With no ciphertext buffered and no plaintext left, a read can only want more
+            # bytes: go to the socket at once instead of raising SSLWantReadError (the
+            # usual case once per frame).
+            if bio.pending or obj.pending():
+                try:
+                    return obj.read(n, view)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:
                     return 0
-                self._in.write(self._rview[:k])
-            except ssl.SSLZeroReturnError:
+            k = self.read_raw(self.raw, self._rview)
+            if k == 0:
                 return 0
+            bio.write(self._rview[:k])
 
     def seal(self, buffers) -> bytes:
         """Encrypt ``buffers`` (in order) and return the TLS records to put on the wire."""

@@ -133,6 +133,66 @@ def test_bundle_frames_roundtrip_over_a_socket():
         b.close()
 
 
+def test_next_bundle_reads_a_whole_bundle_and_refuses_other_frames():
+    a, b = socket.socketpair()
+    b.settimeout(10)
+    try:
+        z = np.arange(12, dtype=np.uint64)
+        a.sendall(b"".join(bytes(x) for x in framing.bundle_buffers(5, [(3, 2, z), (4, 0, z[:4])])))
+        reader = framing.BufferedReader(b, size=4096)
+        got = reader.next_bundle()
+        assert [(bid, rnd, zz.tolist()) for bid, rnd, zz in got] == \
+            [(3, 2, z.tolist()), (4, 0, z[:4].tolist())]
+        a.sendall(framing.pack_header(framing.KIND_JOB, 0))
+        with pytest.raises(framing.FrameError, match="unexpected frame kind"):
+            reader.next_bundle()
+        a.sendall(b"XX" + bytes(22))
+        with pytest.raises(framing.FrameError, match="magic"):
+            reader.next_bundle()
+    finally:
+        a.close()
+        b.close()
+
+
+class _Engine:
+    """The engine side a link reader talks to: no timers, ``in_flight`` batches."""
+
+    def __init__(self, in_flight: int) -> None:
+        self.in_flight = in_flight
+
+    def adopt_timers(self) -> None: ...
+    def next_timer(self) -> None: ...
+    def run_timers(self) -> None: ...
+    def wake_sweeper(self) -> None: ...
+
+
+@pytest.mark.parametrize("in_flight", [0, 2])
+def test_link_reader_polls_only_while_batches_are_in_flight(monkeypatch, in_flight):
+    from mpc import links
+    from mpc.cluster import NodeAddress
+
+    yields = []
+    monkeypatch.setattr(links.os, "sched_yield", lambda: yields.append(1))
+    peers = [NodeAddress(i, "127.0.0.1", 1, 2) for i in range(3)]
+    link = links.PeerLinks(0, peers, None, lambda s: None, lambda n: None,
+                           timers=_Engine(in_flight), spin=0.05)
+    a, b = socket.socketpair()  # blocking, no timeout: as a link's socket after the handshake
+    try:
+        sender = threading.Timer(0.2, a.sendall, args=(b"frame",))
+        sender.start()
+        buf = bytearray(64)
+        k = link._read_raw(b, memoryview(buf))
+        sender.join()
+        assert bytes(buf[:k]) == b"frame"
+        # Polled (and yielded the CPU) for the whole spin, then blocked until the data came.
+        assert (len(yields) > 0) == bool(in_flight)
+        a.sendall(b"next")
+        assert link._read_raw(b, memoryview(buf)) == 4 and bytes(buf[:4]) == b"next"
+    finally:
+        a.close()
+        b.close()
+
+
 def _read_bundle(frame: bytes):
     a, b = socket.socketpair()
     try:
