@@ -109,6 +109,10 @@ def test_cluster_ports_move_and_admin_realm_is_recorded(tmp_path):
     assert node.store.startswith("sqlite:")
     assert [a.admin_port for a in load_client_config(client).nodes] == [42006, 42007, 42008]
     assert node.prf_own and node.prf_next  # the PRF key file is untouched
+    assert node.spin_us == 500  # the default: link readers poll while jobs run
+    text = (tmp_path / "node-1.toml").read_text()
+    (tmp_path / "node-1.toml").write_text(text.replace("[node]\n", "[node]\nspin_us = 0\n", 1))
+    assert load_node_config(tmp_path / "node-1.toml").spin_us == 0
 
 
 def test_cli_messages_without_a_cluster(tmp_path):
