@@ -295,8 +295,8 @@ class PeerLinks:
         per round on this kind of machine (limits.md §3), paid on every round of a job's
         critical path. Polling keeps the vCPU awake, and ``sched_yield`` between polls
         hands it to any node that has work (three nodes on two cores), so polling costs
-        only CPU nobody else wanted. Measured at one login at a time (1,917 rounds): 103 ->
-        80 µs per round. Idle nodes (no batch in flight) never poll.
+        only CPU nobody else wanted. Measured at one login at a time (1,917 rounds): 102 ->
+        71-74 µs per round. Idle nodes (no batch in flight) never poll.
         """
         timers = self._timers
         for _ in range(TIMER_SPINS):
