@@ -80,12 +80,17 @@ def pack_header(kind: int, length: int, *, batch_id: int = 0, round: int = 0) ->
 def unpack_header(data: bytes | memoryview | bytearray, max_length: int,
                   offset: int = 0) -> Header:
     """The frame header at ``data[offset:]`` (FrameError if bad or longer than allowed)."""
+    return Header(*_header_fields(data, max_length, offset))
+
+
+def _header_fields(data, max_length: int, offset: int) -> tuple[int, int, int, int]:
+    """(kind, round, batch_id, length) of the checked header at ``data[offset:]``."""
     magic, kind, flags, rnd, batch_id, length = HEADER.unpack_from(data, offset)
     if magic != MAGIC or flags != 0:
         raise FrameError("bad frame magic")
     if length > max_length:
         raise FrameError(f"frame of {length} bytes exceeds limit {max_length}")
-    return Header(kind, rnd, batch_id, length)
+    return kind, rnd, batch_id, length
 
 
 def recv_exactly_into(sock, view: memoryview) -> None:
@@ -210,14 +215,10 @@ class BufferedReader:
         if self.end - self.start < HEADER.size:
             self._fill(HEADER.size)
         start = self.start
-        self.start += HEADER.size
-        magic, kind, flags, _, _, length = HEADER.unpack_from(self.buf, start)
-        if magic != MAGIC or flags != 0:
-            raise FrameError("bad frame magic")
+        self.start += HEADER.size  # consumed even if it is refused
+        kind, _, _, length = _header_fields(self.buf, MAX_PEER_FRAME, start)
         if kind != KIND_BUNDLE:
             raise FrameError("unexpected frame kind on a peer link")
-        if length > MAX_PEER_FRAME:
-            raise FrameError(f"frame of {length} bytes exceeds limit {MAX_PEER_FRAME}")
         return self._bundle_body(length)
 
     def bundle(self, header: Header) -> list[tuple[int, int, np.ndarray]]:
