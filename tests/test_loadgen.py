@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.loadgen import cli
-from bench.loadgen.engine import LoadConfig, run_load, worker_share
+from bench.loadgen.engine import LoadConfig, connect_udp, run_load, worker_share
 from bench.loadgen.report import document, plot, run_to_json
 from bench.loadgen.requests import (
     NEXT,
@@ -654,6 +654,30 @@ def test_against_our_kdc_error_codes_agree_with_its_metrics(our_realm, our_metri
         ("AS_REQ", "CLIENT_NOT_FOUND", "error"): 10,
     }
     assert run["messages"] == {"AS_REQ": 30}
+
+
+def test_udp_slot_never_keeps_a_socket_connected_to_itself(monkeypatch):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    made = []
+    real_socket = socket.socket
+
+    def first_one_on_the_target_port(family, kind):
+        sock = real_socket(family, kind)
+        if not made:  # what the kernel may pick when nobody listens on the target port
+            sock.bind(("127.0.0.1", port))
+        made.append(sock)
+        return sock
+
+    monkeypatch.setattr(socket, "socket", first_one_on_the_target_port)
+    sock = connect_udp(socket.AF_INET, ("127.0.0.1", port))
+    monkeypatch.undo()
+    with sock:
+        assert len(made) == 2 and made[0].fileno() == -1  # the self-connected one is closed
+        assert sock is made[1]
+        assert sock.getpeername() == ("127.0.0.1", port)
+        assert sock.getsockname()[1] != port
 
 
 def test_closed_port_counts_network_errors_and_ends():
