@@ -49,11 +49,29 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+def connect_udp(family: int, address: tuple, *, tries: int = 8) -> socket.socket:
+    """A UDP socket connected to ``address``: only datagrams from there are delivered.
+
+    The kernel picks the local port at random; on loopback it can pick the KDC's own port when
+    nobody listens there, and the socket then receives its own request as the reply. Such a
+    self-connected socket is replaced (as TCP clients guard against self-connects)."""
+    for _ in range(tries):
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.connect(address)
+            if sock.getsockname()[:2] != sock.getpeername()[:2]:
+                return sock
+        except BaseException:
+            sock.close()
+            raise
+        sock.close()
+    raise OSError(f"no local port other than the target's own for {address[0]}:{address[1]}")
+
+
 def send_udp(message: bytes, host: str, port: int, timeout: float) -> bytes:
     """One datagram out, the first datagram back from that address within ``timeout``."""
-    with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
+    with connect_udp(_family(host), (host, port)) as s:
         s.settimeout(timeout)
-        s.connect((host, port))  # connected: only replies from the KDC are delivered
         s.send(message)
         return s.recv(MAX_UDP_REPLY)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bench.loadgen import cli
-from bench.loadgen.engine import LoadConfig, connect_udp, run_load, worker_share
+from bench.loadgen.engine import LoadConfig, run_load, worker_share
 from bench.loadgen.report import document, plot, run_to_json
 from bench.loadgen.requests import (
     NEXT,
@@ -34,6 +34,7 @@ from bench.loadgen.requests import (
 )
 from bench.loadgen.stats import LatencyHistogram, RunStats, bucket_bounds, bucket_of
 from clients.keytab import KeytabEntry, write_keytab
+from clients.transport import connect_udp
 from kdc.crypto import decrypt, encrypt, random_key, verify_checksum
 from kdc.messages import constants as c
 from kdc.messages import decode, decode_message, encode

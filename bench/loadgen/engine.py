@@ -49,6 +49,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from clients.transport import connect_udp
+
 from .requests import (
     BAD_REPLY,
     FAIL,
@@ -186,26 +188,6 @@ def worker_share(config: LoadConfig, worker: int) -> LoadConfig:
 # -- transports ----------------------------------------------------------------------------------
 
 
-def connect_udp(family: int, address: tuple, *, tries: int = 8) -> socket.socket:
-    """A non-blocking UDP socket connected to ``address``.
-
-    The kernel picks the local port at random; on loopback it can pick the KDC's own port when
-    nobody listens there, and the socket then receives its own requests as replies. Such a
-    self-connected socket is replaced (the same guard as a TCP client's self-connect check)."""
-    for _ in range(tries):
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setblocking(False)
-        try:
-            sock.connect(address)
-            if sock.getsockname()[:2] != sock.getpeername()[:2]:
-                return sock
-        except BaseException:
-            sock.close()
-            raise
-        sock.close()
-    raise OSError(f"no local port other than the target's own for {address[0]}:{address[1]}")
-
-
 class UdpSlot:
     """One connected UDP socket carrying one flight at a time."""
 
@@ -214,6 +196,7 @@ class UdpSlot:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sock = connect_udp(engine.family, engine.address)
+        self.sock.setblocking(False)
         self.fd = self.sock.fileno()
         self.flight: Flight | None = None
         engine.loop.add_reader(self.fd, self._readable)
