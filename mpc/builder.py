@@ -192,9 +192,10 @@ class CircuitBuilder:
         """AND gates created so far (shared duplicates counted once, dead ones included)."""
         return sum(1 for op in self._ops if op == AND)
 
-    def build(self, *, local_placement: str = "late", reference: bool = False) -> Circuit:
+    def build(self, *, local_placement: str = "late", reference: bool = False,
+              fuse: bool = True) -> Circuit:
         """Layer by AND depth, fold XOR/NOT work between AND layers, drop dead gates
-        (``local_placement``, ``reference``: see :func:`mpc.circuit.build_circuit`)."""
+        (``local_placement``, ``reference``, ``fuse``: see :func:`mpc.circuit.build_circuit`)."""
         return build_circuit(
             self._ops,
             self._in0,
@@ -203,4 +204,5 @@ class CircuitBuilder:
             self._outputs,
             local_placement,
             reference=reference,
+            fuse=fuse,
         )

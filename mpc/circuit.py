@@ -22,12 +22,16 @@ from functools import cached_property
 
 import numpy as np
 
-# Opcodes of the gate arrays. in1 is unused (0) for NOT and CONST; for CONST, in0 is the bit.
+# Opcodes of the gate arrays. in1 is unused (0) for NOT, CONST and SEND; for CONST, in0 is the
+# bit. Inside an AND layer (mpc.fusion): AND is a product that is reshared (sent), PROD one
+# that stays an additive share, XOR/NOT act on additive shares, SEND reshares its wire.
 XOR = 0
 AND = 1
 NOT = 2
 CONST = 3
-OPCODE_NAMES = {XOR: "XOR", AND: "AND", NOT: "NOT", CONST: "CONST"}
+PROD = 5
+SEND = 6
+OPCODE_NAMES = {XOR: "XOR", AND: "AND", NOT: "NOT", CONST: "CONST", PROD: "PROD", SEND: "SEND"}
 
 # Builder-only pseudo opcode for input wires.
 INPUT = 4
@@ -66,7 +70,14 @@ class Circuit:
 
     @property
     def and_count(self) -> int:
-        return self._counts[AND]
+        """AND gates (products), whether reshared on their own or folded into a sum."""
+        return self._counts[AND] + self._counts[PROD]
+
+    @property
+    def sent_count(self) -> int:
+        """Words each party sends per instance word over the whole circuit (sum of
+        ``layer_sizes``): at most ``and_count``, less where sums of products are reshared."""
+        return self._counts[AND] + self._counts[SEND]
 
     @property
     def xor_count(self) -> int:
@@ -90,9 +101,11 @@ class Circuit:
 
     @cached_property
     def layer_sizes(self) -> list[int]:
-        """AND gates per layer (the z words each party sends per round, per instance word);
-        computed once (every job of the circuit asks). Do not modify the list."""
-        return [len(layer) for layer in self.and_layers]
+        """Reshared wires per layer (its AND and SEND rows: the z words each party sends per
+        round, per instance word); computed once (every job of the circuit asks). Do not
+        modify the list."""
+        return [int(np.count_nonzero((layer[:, 0] == AND) | (layer[:, 0] == SEND)))
+                for layer in self.and_layers]
 
     def digest(self) -> str:
         """SHA-256 (hex) of the schedule: gates, cuts, input and output wires. Parties that
@@ -111,8 +124,8 @@ class Circuit:
     def __repr__(self) -> str:
         return (
             f"Circuit(inputs={self.input_sizes}, outputs={self.output_sizes}, "
-            f"and={self.and_count}, xor={self.xor_count}, not={self.not_count}, "
-            f"and_depth={self.and_depth}, registers={self.n_wires})"
+            f"and={self.and_count}, sent={self.sent_count}, xor={self.xor_count}, "
+            f"not={self.not_count}, and_depth={self.and_depth}, registers={self.n_wires})"
         )
 
     # -- plain evaluation ---------------------------------------------------------------------
@@ -171,6 +184,7 @@ def build_circuit(
     local_placement: str = "late",
     *,
     reference: bool = False,
+    fuse: bool = True,
 ) -> Circuit:
     """Schedule a topologically ordered gate list (one entry per builder wire) into a Circuit.
 
@@ -184,6 +198,10 @@ def build_circuit(
     first consumer (fewer live wires: e.g. SHA-1's XOR-only message schedule is computed when
     needed, not all up front); "early" puts it right after its inputs are ready. The AND layers,
     and so the rounds, are the same either way.
+
+    ``fuse`` (the default) first rewrites the list so that each round reshares a basis of the
+    sums of products that later rounds read, not every AND (:mod:`mpc.fusion`): same rounds,
+    same outputs, fewer words per round (AES-128: 3,040 instead of 5,440 per block).
     """
     if local_placement not in ("late", "early"):
         raise ValueError("local_placement must be 'late' or 'early'")
@@ -194,13 +212,26 @@ def build_circuit(
 
     input_lists = [np.asarray(v, dtype=np.int64).reshape(-1) for v in inputs]
     output_lists = [np.asarray(v, dtype=np.int64).reshape(-1) for v in outputs]
+    ops = np.asarray(ops, dtype=np.int32)
+    in0 = np.asarray(in0, dtype=np.int32)
+    in1 = np.asarray(in1, dtype=np.int32)
+    all_outputs = np.concatenate(output_lists) if output_lists else np.zeros(0, dtype=np.int64)
+    reshare = np.zeros(0, dtype=np.uint8)  # empty: every AND is reshared
+    if fuse:
+        from mpc.fusion import fuse_layers
+
+        ops, in0, in1, new_id, all_outputs, reshare = fuse_layers(ops, in0, in1, all_outputs)
+        input_lists = [new_id[v] for v in input_lists]
+        cuts = np.cumsum([len(v) for v in output_lists])[:-1]
+        output_lists = np.split(all_outputs, cuts) if output_lists else []
     rows, bounds, reg, n_regs = schedule_circuit(
-        np.asarray(ops, dtype=np.int32),
-        np.asarray(in0, dtype=np.int32),
-        np.asarray(in1, dtype=np.int32),
+        ops,
+        in0,
+        in1,
         np.concatenate(input_lists) if input_lists else np.zeros(0, dtype=np.int64),
-        np.concatenate(output_lists) if output_lists else np.zeros(0, dtype=np.int64),
+        all_outputs,
         local_placement == "late",
+        reshare,
     )
     reg = np.asarray(reg, dtype=np.int64)
     return Circuit(

@@ -7,7 +7,8 @@ share. Round r (0-based) uses the PRF label (batch_id, r, PURPOSE_ZERO), so the 
 draw matching zero-shares without talking.
 
 Message of one round, party i -> party i-1: ``layer_size * words`` uint64 words, row j = z_i of
-the j-th AND gate of the layer (in ``circuit.and_layers[round]`` order), 64 instances per word;
+the j-th reshared wire of the layer (its AND and SEND rows in ``circuit.and_layers[round]``
+order, :mod:`mpc.fusion`), 64 instances per word;
 as bytes, little-endian (``send.tobytes()``). The framing and the transport belong to the caller
 (mpc nodes); nothing here touches a socket.
 
@@ -185,7 +186,7 @@ class PartyEvaluation:
         """Shape of the z block the next receive() expects (current layer size, words)."""
         if not self._started or self._finished:
             raise EvaluationStateError("no round is outstanding")
-        return (len(self.circuit.and_layers[self.round]), self.words)
+        return (self._sizes[self.round], self.words)
 
     def start(self) -> np.ndarray | None:
         """Run segment 0 and the first AND layer; return z_i for party i-1 (or None if the

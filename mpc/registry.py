@@ -285,8 +285,8 @@ _memory: OrderedDict[str, Circuit] = OrderedDict()
 _building: dict[str, threading.Lock] = {}
 _cache_dir: Path | None = None
 _code_digest: str | None = None
-CODE_MODULES = ("mpc/builder.py", "mpc/circuit.py", "mpc/kernels.py", "mpc/registry.py",
-                "mpc/circuits", "kdc/crypto")  # kdc.crypto: DK constants, n-fold
+CODE_MODULES = ("mpc/builder.py", "mpc/circuit.py", "mpc/fusion.py", "mpc/kernels.py",
+                "mpc/registry.py", "mpc/circuits", "kdc/crypto")  # kdc.crypto: DK constants
 
 
 def set_cache_dir(directory: str | os.PathLike | None) -> None:

@@ -152,16 +152,21 @@ def test_bad_arguments():
 # -- real builder: counts, depth, evaluate_plain ------------------------------------------------
 
 
-@pytest.mark.parametrize(("key_len", "and_count", "depth"), [(16, 5440, 40), (32, 7616, 56)])
+# sent: words each party sends per block. Fused layers (mpc.fusion) reshare 19 sums per S-box
+# instead of its 34 products: 4 + 3 + 4 + 8 over its four rounds (the last 8 are the S-box's
+# output bits, whose products the bottom linear layer folds together).
+@pytest.mark.parametrize(("key_len", "and_count", "sent", "depth"),
+                         [(16, 5440, 3040, 40), (32, 7616, 4256, 56)])
 @pytest.mark.parametrize("decrypt", [False, True])
-def test_real_builder_counts_and_values(key_len, and_count, depth, decrypt):
+def test_real_builder_counts_and_values(key_len, and_count, sent, depth, decrypt):
     nr = key_len // 4 + 6
     b = CircuitBuilder()
     rk = [b.input(128) for _ in range(nr + 1)]
     data = b.input(128)
     b.output(aes.decrypt_block(b, rk, data) if decrypt else aes.encrypt_block(b, rk, data))
     circuit = b.build()
-    assert (circuit.and_count, circuit.and_depth) == (and_count, depth)
+    assert (circuit.and_count, circuit.sent_count, circuit.and_depth) == (and_count, sent, depth)
+    assert circuit.layer_sizes[:4] == [16 * 4, 16 * 3, 16 * 4, 16 * 8]  # one round's 16 S-boxes
 
     rng = random.Random(7 + key_len)
     keys = [rng.randbytes(key_len) for _ in range(70)]
@@ -172,14 +177,15 @@ def test_real_builder_counts_and_values(key_len, and_count, depth, decrypt):
     assert out == [_ecb(k, p, decrypt) for k, p in zip(keys, blocks, strict=True)]
 
 
-@pytest.mark.parametrize(("key_len", "and_count", "depth"), [(16, 1360, 40), (32, 1768, 52)])
-def test_real_builder_key_expansion(key_len, and_count, depth):
+@pytest.mark.parametrize(("key_len", "and_count", "sent", "depth"),
+                         [(16, 1360, 760, 40), (32, 1768, 988, 52)])
+def test_real_builder_key_expansion(key_len, and_count, sent, depth):
     b = CircuitBuilder()
     key = b.input(8 * key_len)
     for r in aes.expand_key(b, key):
         b.output(r)
     circuit = b.build()
-    assert (circuit.and_count, circuit.and_depth) == (and_count, depth)
+    assert (circuit.and_count, circuit.sent_count, circuit.and_depth) == (and_count, sent, depth)
     keys = [os.urandom(key_len) for _ in range(10)]
     outs = circuit.evaluate_plain([pack_bytes(keys)])
     got = [unpack_bytes(o, len(keys)) for o in outs]

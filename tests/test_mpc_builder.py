@@ -38,7 +38,7 @@ def random_program(rng: np.random.Generator, input_sizes=(6, 5), n_gates=250, p_
     return prog, outputs
 
 
-def build_program(prog, outputs, input_sizes=(6, 5), placement="late") -> Circuit:
+def build_program(prog, outputs, input_sizes=(6, 5), placement="late", fuse=True) -> Circuit:
     b = CircuitBuilder()
     ins = [b.input(s) for s in input_sizes]
     vals = []
@@ -56,7 +56,7 @@ def build_program(prog, outputs, input_sizes=(6, 5), placement="late") -> Circui
             vals.append(b.const(step[1]))
     for out in outputs:
         b.output([vals[i] for i in out])
-    return b.build(local_placement=placement)
+    return b.build(local_placement=placement, fuse=fuse)
 
 
 def run_program(prog, outputs, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -159,9 +159,10 @@ def test_xor_work_is_folded_between_and_layers():
     u = b.not_(b.xor(a, x[0]))  # segment 1
     v = b.and_(u, t)  # layer 2
     b.output([b.xor(v, x[1])])  # segment 2
-    c = b.build()
+    c = b.build(fuse=False)
     assert [len(s) for s in c.segments] == [1, 2, 1]
     assert c.segments[1][:, 0].tolist() == [XOR, NOT]
+    assert [layer[:, 0].tolist() for layer in c.and_layers] == [[AND], [AND]]
 
 
 def test_register_allocation_reuses_wires():

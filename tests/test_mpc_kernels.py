@@ -7,7 +7,7 @@ import pytest
 
 from mpc import kernels, kernels_ref
 from mpc.builder import CircuitBuilder
-from mpc.circuit import AND, CONST, NOT, XOR
+from mpc.circuit import AND, CONST, NOT, PROD, SEND, XOR
 from mpc.prf import party_randomness
 from mpc.sharing import reveal, share_bits
 
@@ -37,10 +37,11 @@ def test_party_round_matches_reference(words, party):
     rng = np.random.default_rng(1000 * words + party)
     n_wires = 60
     wires = random_words(rng, (n_wires, 2 * words))
-    prev = random_gates(rng, 9, n_wires, [AND])
+    layer_ops = [AND, PROD, XOR, NOT, SEND]  # a fused layer (mpc.fusion) holds all five
+    prev = random_gates(rng, 9, n_wires, layer_ops)
     recv = random_words(rng, (9, words))
     segment = random_gates(rng, 80, n_wires, [XOR, XOR, XOR, NOT, CONST])
-    layer = random_gates(rng, 17, n_wires, [AND])
+    layer = random_gates(rng, 17, n_wires, layer_ops)
     a_own = random_words(rng, (17, words))
     a_next = random_words(rng, (17, words))
     flip0, flip1 = FLIPS[party]
@@ -59,7 +60,7 @@ def test_party_round_matches_reference(words, party):
 def test_plain_circuit_matches_reference(words):
     rng = np.random.default_rng(words)
     wires = random_words(rng, (40, words))
-    gates = random_gates(rng, 300, 40, [XOR, AND, NOT, CONST])
+    gates = random_gates(rng, 300, 40, [XOR, AND, NOT, CONST, PROD, SEND])
     w_fast, w_ref = wires.copy(), wires.copy()
     kernels.plain_circuit(w_fast, gates)
     kernels_ref.plain_circuit(w_ref, gates)

@@ -3,7 +3,8 @@
 Only SubBytes costs AND gates (the depth-16 S-box of :mod:`mpc.circuits.sbox`: 34 AND, AND-depth
 4); ShiftRows, MixColumns and AddRoundKey are linear and free in 3-party replicated sharing.
 AES-128 encryption is 160 S-boxes = 5,440 AND at AND-depth 40; AES-256 is 224 S-boxes = 7,616
-AND at depth 56. Round keys are normally expanded once per key (``expand_key``, in MPC) and
+AND at depth 56. On the links an S-box costs 19 words, not 34: its four rounds reshare 4, 3, 4
+and 8 sums of products (:mod:`mpc.fusion`), so AES-128 sends 3,040 per block. Round keys are normally expanded once per key (``expand_key``, in MPC) and
 stored as shares, so a request pays only the rounds.
 
 Wire order: a 16-byte block is 128 wires, wire 8*j + k = bit 7 - k of byte j (FIPS-197 input
