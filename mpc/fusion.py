@@ -4,9 +4,9 @@ In 3-party replicated sharing a party can compute an additive share of any produ
 locally (the three cross terms of Araki et al. 2016 §2.2), and additive shares add up under
 XOR. So a wire that is an XOR of several AND outputs of one layer (plus wires already known)
 needs one z word on the link, not one per AND: the party XORs the local products first and
-masks the sum with one zero-share (the "dot product for free" of replicated sharing, as in
-ABY3, Mohassel–Rindal 2018 §5.1, carried over to GF(2)). The AES S-box is the case that pays:
-the bottom linear layer of Boyar–Peralta's circuit folds 18 products into 8 output bits.
+masks the sum with one zero-share (the inner product "for free" of replicated sharing that
+ABY3, Mohassel–Rindal CCS 2018, uses over rings, here over GF(2)). The AES S-box is the case
+that pays: the bottom linear layer of Boyar–Peralta's circuit folds 18 products into 8 bits.
 
 :func:`fuse_layers` decides, for each AND layer d, which wires of AND depth d are *reshared*:
 
@@ -18,8 +18,10 @@ the bottom linear layer of Boyar–Peralta's circuit folds 18 products into 8 ou
   (its "shadow": the wire with layer d's products set to 0), so it costs no communication.
 
 Products are grouped into independent components (wires that share products); a component of
-at most 64 products is solved with 64-bit masks, a larger one (rare: none in AES or SHA-1)
-reshares each needed wire. The scheduler (:func:`mpc.kernels.schedule_circuit`) then runs the
+at most 256 products is solved with 256-bit masks, a larger one (none in AES or SHA-1) keeps
+its ANDs reshared as without fusion, so fusion never sends more than the AND count. A needed
+wire whose products cancel is rebuilt with a sent wire of its layer XORed in twice, which
+keeps it (and every depth after it) in its round. The scheduler (:func:`mpc.kernels.schedule_circuit`) then runs the
 depth-d work that feeds reshared wires inside the layer on additive shares, masks and sends
 the reshared wires, and runs the rebuilt wires as ordinary local gates after the round.
 
@@ -112,8 +114,10 @@ def _add(ops, in0, in1, depth, count, op, a, b):
 def _xor(ops, in0, in1, depth, count, a, b):
     if a == _ZERO:
         return b
-    if b == _ZERO or a == b:
-        return _ZERO if a == b else a
+    if b == _ZERO:
+        return a
+    if a == b:
+        return _ZERO
     return _add(ops, in0, in1, depth, count, _XOR, a, b)
 
 
