@@ -268,14 +268,33 @@ def fuse_layers(ops, in0, in1, output_ids):
         b_pivot = np.zeros(total + 1, dtype=np.int64)
         b_wire = np.zeros(total + 1, dtype=np.int64)
         combo = np.zeros((size, _WORDS), dtype=np.uint64)
+        # A component too big to solve keeps its ANDs reshared, as without fusion.
+        for g in range(size):
+            w = order[lo + g]
+            if live[w] and ops[w] == _AND and products[_find(parent, w)] > _SMALL:
+                reshare[w] = 1
+        # In topological order: a wire whose depth-d inputs are all sent, rebuilt or themselves
+        # available after the round is *available* (its own gate runs after the round, no new
+        # arithmetic). Any other needed wire goes through the elimination.
+        avail = np.zeros(size, dtype=np.uint8)
         extra = 1  # a CONST 1 wire
         for g in range(size):
             w = order[lo + g]
-            if not (live[w] and needed[w]):
+            if not live[w]:
+                continue
+            op = ops[w]
+            if op == _XOR or op == _NOT:
+                ok = 1
+                for x in (in0[w], in1[w]) if op == _XOR else (in0[w], in0[w]):
+                    if depth[x] == d and not (reshare[x] or rebuilt[x] or avail[pos[x]]):
+                        ok = 0
+                avail[g] = ok
+            if not needed[w] or avail[g] or reshare[w]:
                 continue
             r = _find(parent, w)
             if products[r] > _SMALL:
-                continue  # its ANDs are reshared (below), as without fusion
+                reshare[w] = 1  # (not reached: such a component's wires are all available)
+                continue
             base = b_offset[r]
             v = mask[g].copy()
             c = np.zeros(_WORDS, dtype=np.uint64)
@@ -317,13 +336,26 @@ def fuse_layers(ops, in0, in1, output_ids):
                 b_wire[base + k] = w
                 b_count[r] = k + 1
                 reshare[w] = 1
+        # Available wires read after the round get a copy of their gate that runs after it
+        # (the original may still be read inside the layer, on additive shares).
+        copy = np.zeros(size, dtype=np.uint8)
+        for g in range(size - 1, -1, -1):
+            w = order[lo + g]
+            if not live[w] or reshare[w] or not avail[g]:
+                continue
+            if needed[w]:
+                copy[g] = 1
+            if copy[g]:
+                extra += 1
+                for x in (in0[w], in1[w]) if ops[w] == _XOR else (in0[w], in0[w]):
+                    if depth[x] == d and avail[pos[x]] and not reshare[x]:
+                        copy[pos[x]] = 1
         anchor = -1  # a wire reshared in this layer
         for g in range(size):
             w = order[lo + g]
-            if live[w] and ops[w] == _AND and products[_find(parent, w)] > _SMALL:
-                reshare[w] = 1
-            if reshare[w] and anchor < 0:
+            if reshare[w]:
                 anchor = w
+                break
         for g in range(size):
             w = order[lo + g]
             if anchor < 0 and rebuilt[w] and not combo[g].any():
@@ -346,10 +378,8 @@ def fuse_layers(ops, in0, in1, output_ids):
             if not live[w]:
                 continue
             r = _find(parent, w)
-            if not shadowed[r]:
-                continue
             op = ops[w]
-            if op != _AND:
+            if shadowed[r] and op != _AND:
                 a = in0[w]
                 sa = replace[a] if depth[a] < d else shadow[a]
                 if op == _XOR:
@@ -362,6 +392,11 @@ def fuse_layers(ops, in0, in1, output_ids):
                     shadow[w] = one
                 else:
                     shadow[w] = _add(n_ops, n_in0, n_in1, n_depth, count, _NOT, sa, 0)
+            if copy[g]:
+                a = replace[in0[w]]  # the input as it exists after the round
+                b = replace[in1[w]] if op == _XOR else 0
+                replace[w] = _add(n_ops, n_in0, n_in1, n_depth, count, op, a, b)
+                continue
             if not rebuilt[w]:
                 continue
             if not combo[g].any():  # (shadow ^ anchor) ^ anchor: the value, at depth d
@@ -385,11 +420,11 @@ def fuse_layers(ops, in0, in1, output_ids):
             continue
         op = ops[w]
         if op == _AND or op == _XOR:
-            if rebuilt[in0[w]] and depth[in0[w]] < depth[w]:
+            if depth[in0[w]] < depth[w]:
                 n_in0[w] = replace[in0[w]]
-            if rebuilt[in1[w]] and depth[in1[w]] < depth[w]:
+            if depth[in1[w]] < depth[w]:
                 n_in1[w] = replace[in1[w]]
-        elif op == _NOT and rebuilt[in0[w]] and depth[in0[w]] < depth[w]:
+        elif op == _NOT and depth[in0[w]] < depth[w]:
             n_in0[w] = replace[in0[w]]
     outs = output_ids.copy()
     for i in range(outs.shape[0]):
