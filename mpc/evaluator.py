@@ -1,9 +1,9 @@
 """Sans-IO evaluation of one batch by one party (CONTRACTS §5).
 
 Round protocol of party i (Araki et al. 2016 §2.2): for each AND layer it computes
-z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ alpha_i for every AND gate, keeps z_i as its first
-share of the output and SENDS z_i TO PARTY i-1; it RECEIVES z_{i+1} FROM PARTY i+1 as its second
-share. Round r (0-based) uses the PRF label (batch_id, r, PURPOSE_ZERO), so the three parties
+z_i = x_i&y_i ^ x_i&y_{i+1} ^ x_{i+1}&y_i ^ alpha_i for every reshared wire (an AND, or an XOR
+of several products and earlier wires, :mod:`mpc.fusion`), keeps z_i as its first share of the
+wire and SENDS z_i TO PARTY i-1; it RECEIVES z_{i+1} FROM PARTY i+1 as its second share. Round r (0-based) uses the PRF label (batch_id, r, PURPOSE_ZERO), so the three parties
 draw matching zero-shares without talking.
 
 Message of one round, party i -> party i-1: ``layer_size * words`` uint64 words, row j = z_i of
