@@ -6,8 +6,8 @@ circuit is cut into rounds by AND depth (Araki et al. 2016 §2): local segment 0
 local segment 1, ..., AND layer D, local segment D. AND layer d holds the products of depth d
 and the XOR/NOT work that feeds a wire reshared in round d (:mod:`mpc.fusion`); local segment d
 holds every other XOR/NOT/constant gate whose AND depth is d, in topological order, so it can
-run right after AND layer d is complete. Each segment and layer is one int32 array of rows ``(opcode, in0, in1, out)``, and one
-numba call evaluates it (see :mod:`mpc.kernels`).
+run right after AND layer d is complete. Each segment and layer is one int32 array of rows
+``(opcode, in0, in1, out)``, and one numba call evaluates it (see :mod:`mpc.kernels`).
 
 Wire ids inside a Circuit are *registers*: after dead-gate elimination the scheduled gates are
 register-allocated (a wire's slot is reused once its last reader has run), so the working set
