@@ -69,7 +69,8 @@ def _top_bit(v):
 
 
 @njit(cache=True, nogil=True)
-def _live_and_depth(ops, in0, in1, output_ids):
+def live_and_depth(ops, in0, in1, output_ids):
+    """Live wires (those an output depends on) and the AND depth of every wire."""
     n = ops.shape[0]
     live = np.zeros(n, dtype=np.uint8)
     for i in range(output_ids.shape[0]):
@@ -92,6 +93,27 @@ def _live_and_depth(ops, in0, in1, output_ids):
             d = depth[in1[w]]
         depth[w] = d + 1 if op == _AND else d
     return live, depth
+
+
+@njit(cache=True, nogil=True)
+def _depth_order(depth, m):
+    """Wires 0..m-1 sorted by (depth, id) (a stable counting sort), and where each depth's run
+    starts (``start[d]``; ``start[-1]`` = m)."""
+    d_max = 0
+    for w in range(m):
+        if depth[w] > d_max:
+            d_max = depth[w]
+    start = np.zeros(d_max + 2, dtype=np.int64)
+    for w in range(m):
+        start[depth[w] + 1] += 1
+    for d in range(d_max + 1):
+        start[d + 1] += start[d]
+    fill = start.copy()
+    order = np.empty(m, dtype=np.int64)
+    for w in range(m):
+        order[fill[depth[w]]] = w
+        fill[depth[w]] += 1
+    return order, start
 
 
 @njit(cache=True, nogil=True)
@@ -148,7 +170,7 @@ def fuse_layers(ops, in0, in1, output_ids):
     new wire: 1 = its replicated shares are produced by resharing in its layer.
     """
     n = ops.shape[0]
-    live, depth = _live_and_depth(ops, in0, in1, output_ids)
+    live, depth = live_and_depth(ops, in0, in1, output_ids)
 
     # Which wires of depth >= 1 are read after their own layer.
     needed = np.zeros(n, dtype=np.uint8)
@@ -170,22 +192,11 @@ def fuse_layers(ops, in0, in1, output_ids):
         needed[output_ids[i]] = 1
 
     # Wires grouped by depth, topological order kept inside a group.
-    d_max = 0
-    for w in range(n):
-        if depth[w] > d_max:
-            d_max = depth[w]
-    start = np.zeros(d_max + 2, dtype=np.int64)
-    for w in range(n):
-        start[depth[w] + 1] += 1
-    for d in range(d_max + 1):
-        start[d + 1] += start[d]
-    order = np.empty(n, dtype=np.int64)
+    order, start = _depth_order(depth, n)
+    d_max = start.shape[0] - 2
     pos = np.empty(n, dtype=np.int64)  # a wire's place in its group
-    fill = start.copy()
-    for w in range(n):
-        order[fill[depth[w]]] = w
-        pos[w] = fill[depth[w]] - start[depth[w]]
-        fill[depth[w]] += 1
+    for k in range(n):
+        pos[order[k]] = k - start[depth[order[k]]]
 
     # The new gate list: old wires keep their ids, new gates follow (grown as needed).
     cap = n + n // 8 + 16
@@ -433,19 +444,10 @@ def fuse_layers(ops, in0, in1, output_ids):
     # Sort by (depth, id): topological, since a gate's inputs have a smaller depth, or the same
     # depth and a smaller id (new gates only read older wires).
     m = count[0]
-    d_top = 0
-    for w in range(m):
-        if n_depth[w] > d_top:
-            d_top = n_depth[w]
-    place = np.zeros(d_top + 2, dtype=np.int64)
-    for w in range(m):
-        place[n_depth[w] + 1] += 1
-    for d in range(d_top + 1):
-        place[d + 1] += place[d]
+    order, _ = _depth_order(n_depth, m)
     new_id = np.empty(m, dtype=np.int64)
-    for w in range(m):
-        new_id[w] = place[n_depth[w]]
-        place[n_depth[w]] += 1
+    for k in range(m):
+        new_id[order[k]] = k
     s_ops = np.empty(m, dtype=np.int32)
     s_in0 = np.zeros(m, dtype=np.int32)
     s_in1 = np.zeros(m, dtype=np.int32)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mpc.fusion import fuse_layers
+from mpc.fusion import fuse_layers, live_and_depth
 
 # Opcodes (must match mpc.circuit; literals here keep the kernels free of globals lookups).
 _XOR = 0
@@ -205,35 +205,12 @@ def schedule_circuit(ops, in0, in1, input_ids, output_ids, late, reshare):
     circuits (HMAC, Kerberos decryption) have millions of builder calls' worth of gates.
     """
     n = ops.shape[0]
-    # Dead-gate elimination, backwards from the outputs.
-    live = np.zeros(n, dtype=np.uint8)
-    for i in range(output_ids.shape[0]):
-        live[output_ids[i]] = 1
-    for w in range(n - 1, -1, -1):
-        if live[w]:
-            op = ops[w]
-            if op == _XOR or op == _AND:
-                live[in0[w]] = 1
-                live[in1[w]] = 1
-            elif op == _NOT:
-                live[in0[w]] = 1
-    # AND depth.
-    depth = np.zeros(n, dtype=np.int32)
+    # Dead-gate elimination, backwards from the outputs; AND depth.
+    live, depth = live_and_depth(ops, in0, in1, output_ids)
     and_depth = 0
     for w in range(n):
-        if not live[w]:
-            continue
-        op = ops[w]
-        if op == _INPUT or op == _CONST:
-            continue
-        d = depth[in0[w]]
-        if op != _NOT and depth[in1[w]] > d:
-            d = depth[in1[w]]
-        if op == _AND:
-            d += 1
-            if d > and_depth:
-                and_depth = d
-        depth[w] = d
+        if live[w] and depth[w] > and_depth:
+            and_depth = depth[w]
     # In-layer gates: every AND, and the depth-d XOR/NOT that feed a reshared wire.
     sent = np.zeros(n, dtype=np.uint8)
     inlayer = np.zeros(n, dtype=np.uint8)
