@@ -271,9 +271,6 @@ def fuse_layers(ops, in0, in1, output_ids):
             if live[w] and _find(parent, w) == w:
                 b_offset[w] = total
                 total += min(products[w], _SMALL)
-        # Gaussian elimination per component, needed wires in topological order: a wire whose
-        # product part is independent of the basis so far joins it (reshared); any other one
-        # is a combination of basis wires (``combo`` bits index the component's basis).
         b_vec = np.zeros((total + 1, _WORDS), dtype=np.uint64)
         b_combo = np.zeros((total + 1, _WORDS), dtype=np.uint64)
         b_pivot = np.zeros(total + 1, dtype=np.int64)
@@ -286,7 +283,9 @@ def fuse_layers(ops, in0, in1, output_ids):
                 reshare[w] = 1
         # In topological order: a wire whose depth-d inputs are all sent, rebuilt or themselves
         # available after the round is *available* (its own gate runs after the round, no new
-        # arithmetic). Any other needed wire goes through the elimination.
+        # arithmetic). Any other needed wire goes through a Gaussian elimination per component:
+        # if its product part is independent of the basis so far it joins it (reshared), else
+        # it is a combination of basis wires (``combo`` bits index the component's basis).
         avail = np.zeros(size, dtype=np.uint8)
         extra = 1  # a CONST 1 wire
         for g in range(size):
