@@ -96,6 +96,12 @@ def live_and_depth(ops, in0, in1, output_ids):
 
 
 @njit(cache=True, nogil=True)
+def gate_inputs(op, a, b):
+    """The wires an XOR (a, b) or a NOT (a, a: read twice is the same as once) reads."""
+    return (a, b) if op == _XOR else (a, a)
+
+
+@njit(cache=True, nogil=True)
 def _depth_order(depth, m):
     """Wires 0..m-1 sorted by (depth, id) (a stable counting sort), and where each depth's run
     starts (``start[d]``; ``start[-1]`` = m)."""
@@ -233,7 +239,7 @@ def fuse_layers(ops, in0, in1, output_ids):
             op = ops[w]
             if not live[w] or op == _AND:
                 continue
-            for x in (in0[w], in1[w]) if op == _XOR else (in0[w], in0[w]):
+            for x in gate_inputs(op, in0[w], in1[w]):
                 if depth[x] == d:
                     ra = _find(parent, w)
                     rb = _find(parent, x)
@@ -295,7 +301,7 @@ def fuse_layers(ops, in0, in1, output_ids):
             op = ops[w]
             if op == _XOR or op == _NOT:
                 ok = 1
-                for x in (in0[w], in1[w]) if op == _XOR else (in0[w], in0[w]):
+                for x in gate_inputs(op, in0[w], in1[w]):
                     if depth[x] == d and not (reshare[x] or rebuilt[x] or avail[pos[x]]):
                         ok = 0
                 avail[g] = ok
@@ -331,12 +337,7 @@ def fuse_layers(ops, in0, in1, output_ids):
                 rebuilt[w] = 1
                 shadowed[r] = 1
                 combo[g] = c
-                for i in range(_WORDS):
-                    x = c[i]
-                    while x != np.uint64(0):
-                        extra += 2 * int(x & np.uint64(1))
-                        x >>= np.uint64(1)
-                extra += 2
+                extra += 2 * b_count[r] + 1  # at most two XORs per basis wire, one to join
             else:
                 k = b_count[r]
                 b_vec[base + k] = v
@@ -357,7 +358,7 @@ def fuse_layers(ops, in0, in1, output_ids):
                 copy[g] = 1
             if copy[g]:
                 extra += 1
-                for x in (in0[w], in1[w]) if ops[w] == _XOR else (in0[w], in0[w]):
+                for x in gate_inputs(ops[w], in0[w], in1[w]):
                     if depth[x] == d and avail[pos[x]] and not reshare[x]:
                         copy[pos[x]] = 1
         anchor = -1  # a wire reshared in this layer

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mpc.fusion import fuse_layers, live_and_depth
+from mpc.fusion import fuse_layers, gate_inputs, live_and_depth
 
 # Opcodes (must match mpc.circuit; literals here keep the kernels free of globals lookups).
 _XOR = 0
@@ -233,7 +233,7 @@ def schedule_circuit(ops, in0, in1, input_ids, output_ids, late, reshare):
         op = ops[w]
         if live[w] and depth[w] > 0 and not inlayer[w] and (op == _XOR or op == _NOT):
             # a local gate after its round may read only wires that exist as shares by then
-            for x in (in0[w], in1[w]) if op == _XOR else (in0[w], in0[w]):
+            for x in gate_inputs(op, in0[w], in1[w]):
                 if depth[x] == depth[w] and inlayer[x] and not sent[x]:
                     raise ValueError("a local gate reads a wire that is never reshared")
     # Segment of each local gate: right after its inputs ("early") or just before its first
