@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kdc import preauth
+from kdc import failure_budget, preauth
 from kdc.errors import KdcError, method_data
 from kdc.kdc_log import RequestRecord
 from kdc.keyservice.base import DISALLOW_ALL_TIX, DISALLOW_SVR, KeyInfo, KeyRef, PrincipalEntry
@@ -140,6 +140,11 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     # failures.py: requests anyone can send must not cost three MPC evaluations each).
     # Errors keep MIT's order: a pre-authentication failure wins over a ticket error.
     failures = kdc.preauth_failures
+    address = rec.peer[0] if rec.peer else None
+    if candidates and candidates[0][0].uses_long_term_key and \
+            kdc.failure_budget.exhausted(address, now):
+        # kdc/failure_budget.py: an address that keeps failing costs no more MPC work.
+        raise KdcError(C.KDC_ERR_POLICY, failure_budget.STATUS)
     ahead = not (candidates and failures.suspicious(client.name, now))
     issue = (kdc, rec, body, client, server, client_key, server_key, ses_etype, itime)
     if ahead:
@@ -156,6 +161,7 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
             if isinstance(err, KdcError):
                 if err.code == C.KDC_ERR_PREAUTH_FAILED:
                     failures.failed(client.name, now)
+                    kdc.failure_budget.failed(address, now)
                     err.e_data = method_data(preauth.hint_list(client, client_key))
                 kdc.log.logger.info(
                     "preauth (%s) verify failure: %s", mech.name, C.error_text(err.code)

@@ -9,6 +9,8 @@ Example (``config/one-machine.toml`` has a commented one)::
     supported_enctypes = "aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96"
     clockskew = 300
     # udp_max_reply = 1465       # optional: replies above this over UDP get RESPONSE_TOO_BIG
+    # address_failure_burst = 20    # failed pre-auth/TGT decryptions per source address
+    # address_failure_interval = 3  # seconds per regained one (kdc/failure_budget.py)
 
     [listen]
     udp = ["127.0.0.1:60088"]
@@ -58,6 +60,8 @@ REALM_KEYS = (
     "lookaside_ttl",
     "lookaside_entries",
     "lookaside_bytes",
+    "address_failure_burst",
+    "address_failure_interval",
 )
 KEYSERVICE_KINDS = ("mpc", "reference")
 # The reference key service keeps clear keys in a JSON file: tests only. A config naming it

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from kdc import crypto
 from kdc.as_req import process_as_req
 from kdc.errors import KdcError, encode_error, too_big_error
+from kdc.failure_budget import FailureBudget
 from kdc.kdc_log import AuditSink, RequestLog, RequestRecord
 from kdc.keyservice.base import KeyService, KeyServiceUnavailable
 from kdc.lookaside import Lookaside
@@ -82,6 +83,8 @@ class Kdc:
         self.tgt_cache = tgt_cache if tgt_cache is not None else TgtCache()
         self.preauth_failures = (preauth_failures if preauth_failures is not None
                                  else PreauthFailures())
+        self.failure_budget = FailureBudget(policy.address_failure_burst,
+                                            policy.address_failure_interval)
         self._tgs_name = (policy, policy.tgs_name)
         # Session-key and ticket etypes: the realm's list, restricted to what we implement.
         self.session_etypes: frozenset[int] = frozenset(

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from kdc import failure_budget
+
 # MIT kdc.conf defaults are max_life 24h and max_renewable_life 0; the realm in the captures
 # (and `mpckdc up`) uses kdc.conf's "max_life = 10h 0m 0s" / "max_renewable_life = 7d 0h 0m 0s".
 DEFAULT_MAX_LIFE = 10 * 3600
@@ -114,6 +116,9 @@ class RealmPolicy:
     lookaside_ttl: float = DEFAULT_LOOKASIDE_TTL
     lookaside_entries: int = DEFAULT_LOOKASIDE_ENTRIES
     lookaside_bytes: int = DEFAULT_LOOKASIDE_BYTES
+    # Failed verifications under long-term keys an address may spend (kdc/failure_budget.py)
+    address_failure_burst: int = failure_budget.DEFAULT_BURST
+    address_failure_interval: float = failure_budget.DEFAULT_INTERVAL
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -127,7 +132,8 @@ class RealmPolicy:
 
         Recognised keys: realm, max_life, max_renewable_life, supported_enctypes, clockskew,
         udp_max_reply or kdc_max_dgram_reply_size, max_request_bytes, lookaside_ttl,
-        lookaside_entries, lookaside_bytes. Unknown keys are kept in ``extra``.
+        lookaside_entries, lookaside_bytes, address_failure_burst, address_failure_interval.
+        Unknown keys are kept in ``extra``.
         """
         kwargs: dict = {}
         extra: dict = {}
@@ -141,9 +147,10 @@ class RealmPolicy:
                 kwargs[k] = _parse_enctypes(value)
             elif k in ("udp_max_reply", "kdc_max_dgram_reply_size"):
                 kwargs["udp_max_reply"] = int(value)
-            elif k in ("max_request_bytes", "lookaside_entries", "lookaside_bytes"):
+            elif k in ("max_request_bytes", "lookaside_entries", "lookaside_bytes",
+                       "address_failure_burst"):
                 kwargs[k] = int(value)
-            elif k == "lookaside_ttl":
+            elif k in ("lookaside_ttl", "address_failure_interval"):
                 kwargs[k] = float(parse_duration(value) if isinstance(value, str) else value)
             else:
                 extra[key] = value
@@ -168,3 +175,6 @@ class RealmPolicy:
             raise ValueError("supported_enctypes must not be empty")
         if self.udp_max_reply <= 0 or self.max_request_bytes <= 0:
             raise ValueError("size limits must be positive")
+        if self.address_failure_burst < 0 or self.address_failure_interval <= 0:
+            raise ValueError("address_failure_burst must be >= 0 and "
+                             "address_failure_interval positive")

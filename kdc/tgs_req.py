@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from kdc import crypto
+from kdc import crypto, failure_budget
 from kdc.as_req import select_session_etype
 from kdc.errors import KdcError
 from kdc.kdc_log import RequestRecord
@@ -96,9 +96,12 @@ def _to_key(ek: EncryptionKey) -> crypto.Key:
     return crypto.Key(ek.keytype, ek.keyvalue)
 
 
-async def _decrypt_tgt(kdc: Kdc, ticket: Ticket) -> EncTicketPart:
+async def _decrypt_tgt(kdc: Kdc, ticket: Ticket, address: str | None,
+                       now: float) -> EncTicketPart:
     """The TGT's EncTicketPart, decrypted and checked by the key service (usage 2), or the
-    same TGT's from ``kdc.tgt_cache`` while its key version is still the krbtgt's."""
+    same TGT's from ``kdc.tgt_cache`` while its key version is still the krbtgt's. A forged
+    TGT spends one of ``address``'s failures (kdc/failure_budget.py); an address with none
+    left gets no decryption."""
     enc = ticket.enc_part
     kvno, etype = enc.kvno, enc.etype
     entry = None
@@ -113,10 +116,13 @@ async def _decrypt_tgt(kdc: Kdc, ticket: Ticket) -> EncTicketPart:
             entry = await kdc.keys.lookup(kdc.policy.tgs_name)
         if entry is not None and any(k.kvno == kvno and k.etype == etype for k in entry.keys):
             return cached
+    if kdc.failure_budget.exhausted(address, now):
+        raise KdcError(C.KDC_ERR_POLICY, failure_budget.STATUS)
     ref = KeyRef(kdc.policy.tgs_name, kvno, etype)
     try:
         plain = await kdc.keys.decrypt(ref, C.KU_TICKET, enc.cipher)
     except IntegrityFailure:
+        kdc.failure_budget.failed(address, now)
         raise KdcError(C.KRB_AP_ERR_BAD_INTEGRITY, STATUS_PROCESS_TGS) from None
     except UnknownKey:
         # RFC 4120 §3.2.3 / MIT: a ticket under a key version we do not hold.
@@ -186,7 +192,8 @@ async def process_tgs_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float)
     # The TGT decryption (MPC) and the service lookup (metadata) are independent.
     sname_text = rec.server
     lookup = kdc.keys.lookup(sname_text) if sname_text is not None else _none()
-    tgt_result, server_result = await _both(_decrypt_tgt(kdc, ticket), lookup)
+    tgt_result, server_result = await _both(
+        _decrypt_tgt(kdc, ticket, rec.peer[0] if rec.peer else None, now), lookup)
     if isinstance(tgt_result, BaseException):
         raise tgt_result
     tgt: EncTicketPart = tgt_result

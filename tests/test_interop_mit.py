@@ -158,6 +158,29 @@ def test_wrong_password_preauth_failed(realm, tmp_path):
     assert failure.value.text == "Preauthentication failed"
 
 
+def test_address_that_keeps_failing_is_refused_with_svc_unavailable(tmp_path):
+    """kdc/failure_budget.py with real MIT kinit: after the address's two failed
+    pre-authentications, even the right password is refused at once without a decryption
+    (KDC_ERR_POLICY); the same realm still serves requests that cost no key."""
+    strict = start_realm(tmp_path / "realm", address_failure_burst=2,
+                         address_failure_interval=3600)
+    try:
+        for i in range(2):
+            proc = strict.kinit("bob@EXAMPLE.COM", "not-bobs-password",
+                                ccache=tmp_path / f"w{i}", check=False)
+            assert "Password incorrect while getting initial credentials" in proc.stderr
+        proc = strict.kinit("bob@EXAMPLE.COM", ccache=tmp_path / "c", check=False)
+        assert proc.returncode != 0
+        assert "KDC policy rejects request while getting initial credentials" in proc.stderr
+        log = strict.log_text()
+        assert log.count("PREAUTH_FAILED: bob@EXAMPLE.COM") == 2
+        assert re.search(r"TOO_MANY_FAILURES: bob@EXAMPLE.COM for krbtgt/EXAMPLE.COM", log)
+        strict.kinit("alice@EXAMPLE.COM", ccache=tmp_path / "a")  # no pre-auth: no key cost
+        assert read_ccache(str(tmp_path / "a")).find(TGS) is not None
+    finally:
+        strict.stop()
+
+
 def test_unknown_client(realm, tmp_path):
     proc = realm.kinit("nobody@EXAMPLE.COM", "x", ccache=tmp_path / "c", check=False)
     assert proc.returncode != 0
