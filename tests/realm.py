@@ -279,6 +279,18 @@ def _probe(address: tuple[str, int], request: bytes, deadline: float) -> bool:
         return True
 
 
+def child_pids(pid: int) -> set[int]:
+    """The PIDs of ``pid``'s children (Linux /proc; every thread's list). A thread that ends
+    while the lists are read has no children left to report, so it is skipped."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
 def start_kdc(kdc_realm: KdcRealm, *, workers: int | None = None) -> None:
     """Start the front-end subprocess, wait until it answers, fill in ``port``."""
     from tests.vectors import capture

@@ -31,6 +31,7 @@ from tests.realm import (
     MIT_CLIENTS,
     PROJECT_ROOT,
     child_env,
+    child_pids,
     find_program,
     running_realm,
     start_realm,
@@ -158,7 +159,7 @@ def test_wrong_password_preauth_failed(realm, tmp_path):
     assert failure.value.text == "Preauthentication failed"
 
 
-def test_address_that_keeps_failing_is_refused_with_svc_unavailable(tmp_path):
+def test_address_that_keeps_failing_is_refused_by_kdc_policy(tmp_path):
     """kdc/failure_budget.py with real MIT kinit: after the address's two failed
     pre-authentications, even the right password is refused at once without a decryption
     (KDC_ERR_POLICY); the same realm still serves requests that cost no key."""
@@ -287,20 +288,12 @@ def _read_frame(s: socket.socket) -> bytes:
 # -- the embedded realm (`mpckdc up`) ------------------------------------------------------------
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        found.update(int(c) for c in children)
-    return found
-
-
 def test_two_workers_share_the_port(tmp_path):
     """`--workers 2`: two processes on one port (SO_REUSEPORT); MIT clients are served over UDP
     and TCP, and stopping the parent stops both workers."""
     multi = start_realm(tmp_path / "realm", workers=2)
     try:
-        workers = _children(multi.proc.pid)
+        workers = child_pids(multi.proc.pid)
         assert len(workers) == 2
         for i in range(4):
             multi.kinit("alice@EXAMPLE.COM", ccache=tmp_path / f"c{i}", tcp=bool(i % 2))

@@ -28,7 +28,7 @@ from kdc import crypto
 from kdc.messages import decode
 from kdc.messages.model import EncTicketPart, Ticket
 from tests.mpc_realm import REALM, SERVICE, require_programs, running_mpc_realm
-from tests.realm import find_program
+from tests.realm import child_pids, find_program
 from tests.vectors import PROJECT_ROOT
 
 HTTP = f"{SERVICE}@{REALM}"
@@ -336,7 +336,7 @@ def test_mpckdc_up_serves_demo_realm_through_mpc(tmp_path):
         out = "".join(lines)
         assert "Press Ctrl-C" in out, out
         assert f"KRB5_CONFIG={directory}/krb5.conf" in out and "kinit demo@EXAMPLE.COM" in out
-        children = _children(proc.pid)
+        children = child_pids(proc.pid)
         assert len(children) >= 3  # the three node processes
         env = child_env() | {"KRB5_CONFIG": str(directory / "krb5.conf"),
                              "KRB5CCNAME": f"FILE:{tmp_path}/demo.cc"}
@@ -376,13 +376,6 @@ def test_mpckdc_up_serves_demo_realm_through_mpc(tmp_path):
     assert 'password "demo-password"' in err
     assert "Stopped." in rest and "Traceback" not in err
     assert not any(Path(f"/proc/{c}").exists() and _is_running(c) for c in children)
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(c) for c in (task / "children").read_text().split())
-    return found
 
 
 def _is_running(pid: int) -> bool:
