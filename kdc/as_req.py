@@ -140,7 +140,7 @@ async def process_as_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float) 
     # failures.py: requests anyone can send must not cost three MPC evaluations each).
     # Errors keep MIT's order: a pre-authentication failure wins over a ticket error.
     failures = kdc.preauth_failures
-    address = rec.peer[0] if rec.peer else None
+    address = rec.address
     if candidates and candidates[0][0].uses_long_term_key and \
             kdc.failure_budget.exhausted(address, now):
         # kdc/failure_budget.py: an address that keeps failing costs no more MPC work.

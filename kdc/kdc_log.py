@@ -167,6 +167,11 @@ class RequestRecord:
     cname: Any = None
     crealm: str | None = None
 
+    @property
+    def address(self) -> str | None:
+        """The sender's host address (what kdc/failure_budget.py counts by), if known."""
+        return self.peer[0] if self.peer else None
+
     def line(self) -> str:
         """The MIT-shaped log line for this request."""
         cname = printable(self.client) if self.client is not None else "<unknown client>"

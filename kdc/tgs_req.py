@@ -192,8 +192,7 @@ async def process_tgs_req(kdc: Kdc, req: KdcReq, rec: RequestRecord, now: float)
     # The TGT decryption (MPC) and the service lookup (metadata) are independent.
     sname_text = rec.server
     lookup = kdc.keys.lookup(sname_text) if sname_text is not None else _none()
-    tgt_result, server_result = await _both(
-        _decrypt_tgt(kdc, ticket, rec.peer[0] if rec.peer else None, now), lookup)
+    tgt_result, server_result = await _both(_decrypt_tgt(kdc, ticket, rec.address, now), lookup)
     if isinstance(tgt_result, BaseException):
         raise tgt_result
     tgt: EncTicketPart = tgt_result
